@@ -1,0 +1,90 @@
+"""Building IR: emit equations one by one, get back typed vars.
+
+    b = Builder()
+    x = b.input("x", TensorType("f64", ("n",)))
+    y = b.mul(b.sin(x), 2.0)            # Python numbers become literals of x's dtype
+    f = b.build("f", [y])
+
+`b.<prim>(*ins, **params)` emits any registered primitive; type rules run on
+every emission, so an ill-typed program cannot be built.
+"""
+from __future__ import annotations
+
+from metacc.errors import InternalError, Span
+from metacc.ir.core import Atom, Eqn, Func, Lit, Var
+from metacc.ir.prims import PRIMS, infer
+from metacc.ir.types import TensorType, scalar
+
+
+class Builder:
+    def __init__(self, span: Span | None = None):
+        self.ins: list[Var] = []
+        self.eqns: list[Eqn] = []
+        self.span = span            # default span for emitted eqns (the .meta line being built)
+
+    # -- inputs and literals --
+    def input(self, name: str, type: TensorType) -> Var:
+        v = Var(name, type)
+        self.ins.append(v)
+        return v
+
+    def lit(self, value, dtype: str) -> Lit:
+        if dtype in ("f32", "f64"):
+            value = float(value)
+        elif dtype == "i64":
+            value = int(value)
+        elif dtype == "bool":
+            value = bool(value)
+        return Lit(value, scalar(dtype))
+
+    def _atoms(self, ins) -> tuple[Atom, ...]:
+        dtype = next((a.type.dtype for a in ins if isinstance(a, (Var, Lit))), "f64")
+        out = []
+        for a in ins:
+            if isinstance(a, (Var, Lit)):
+                out.append(a)
+            elif isinstance(a, (bool, int, float)):
+                out.append(self.lit(a, dtype))
+            else:
+                raise InternalError(f"not an IR atom: {a!r}")
+        return tuple(out)
+
+    # -- equations --
+    def emit(self, prim: str, *ins, name: str | None = None, names: list[str] | None = None,
+             span: Span | None = None, **params) -> tuple[Var, ...]:
+        if prim not in PRIMS:
+            raise InternalError(f"unknown primitive {prim!r}")
+        atoms = self._atoms(ins)
+        out_types = infer(prim, tuple(a.type for a in atoms), params)
+        if names is None:
+            names = [name or prim] * len(out_types)
+        outs = tuple(Var(n, t) for n, t in zip(names, out_types))
+        self.eqns.append(Eqn(prim, atoms, outs, params, span or self.span))
+        return outs
+
+    def __getattr__(self, prim: str):
+        if prim.startswith("_") or prim not in PRIMS:
+            raise AttributeError(prim)
+
+        def op(*ins, name: str | None = None, span: Span | None = None, **params):
+            outs = self.emit(prim, *ins, name=name, span=span, **params)
+            return outs[0] if len(outs) == 1 else outs
+        return op
+
+    def build(self, name: str, outs, span: Span | None = None) -> Func:
+        return Func(name, tuple(self.ins), tuple(self.eqns), tuple(self._atoms(list(outs))),
+                    span or self.span)
+
+
+def inline(b: Builder, fn: Func, args) -> list[Atom]:
+    """Emit fn's equations into b with its inputs bound to args; return its outputs.
+
+    Sub-functions are shared, not copied: they are closed, so sharing is safe.
+    """
+    env: dict[Var, Atom] = dict(zip(fn.ins, args))
+    for e in fn.eqns:
+        new_outs = tuple(Var(v.name, v.type) for v in e.outs)
+        env.update(zip(e.outs, new_outs))
+        b.eqns.append(Eqn(e.prim, tuple(env.get(a, a) if isinstance(a, Var) else a for a in e.ins),
+                          new_outs, e.params, e.span))
+    return [env.get(a, a) if isinstance(a, Var) else a for a in fn.outs]

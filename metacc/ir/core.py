@@ -1,0 +1,88 @@
+"""The IR: flat, typed SSA functions of tensor primitives.
+
+A `Func` has input vars, a sequence of equations and output atoms. An `Eqn`
+applies one primitive to atoms (vars or scalar literals) and defines new vars.
+Structured control flow (`scan`, `call`, `grad`, `argmin`) holds closed
+sub-functions in its params: a sub-function sees only its own inputs.
+Vars compare by identity; names exist for people (printer, generated code)
+and need not be unique, the printer and the lowering make them so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from metacc.errors import Span
+from metacc.ir.types import TensorType
+
+
+class Var:
+    __slots__ = ("name", "type")
+
+    def __init__(self, name: str, type: TensorType):
+        self.name = name
+        self.type = type
+
+    def __repr__(self) -> str:
+        return f"{self.name}:{self.type}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lit:
+    """A scalar constant of a definite dtype (so f32 code never mixes in f64)."""
+    value: float | int | bool
+    type: TensorType
+
+    def __repr__(self) -> str:
+        return f"{self.value!r}:{self.type}"
+
+
+Atom = Var | Lit
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Eqn:
+    prim: str
+    ins: tuple[Atom, ...]
+    outs: tuple[Var, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    span: Span | None = None
+
+    def subfuncs(self) -> Iterator["Func"]:
+        for value in self.params.values():
+            if isinstance(value, Func):
+                yield value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Func:
+    name: str
+    ins: tuple[Var, ...]
+    eqns: tuple[Eqn, ...]
+    outs: tuple[Atom, ...]
+    span: Span | None = None
+
+    @property
+    def in_types(self) -> tuple[TensorType, ...]:
+        return tuple(v.type for v in self.ins)
+
+    @property
+    def out_types(self) -> tuple[TensorType, ...]:
+        return tuple(a.type for a in self.outs)
+
+    def symbols(self) -> list[str]:
+        """Symbolic dims bound by the inputs, in order of first appearance."""
+        seen: list[str] = []
+        for v in self.ins:
+            for d in v.type.symbols:
+                if d not in seen:
+                    seen.append(d)
+        return seen
+
+    def size(self) -> int:
+        """Number of equations, counting those of sub-functions (used to check loops stay rolled)."""
+        return sum(1 + sum(f.size() for f in e.subfuncs()) for e in self.eqns)
+
+    def __str__(self) -> str:
+        from metacc.ir.printer import format_func
+        return format_func(self)
