@@ -81,6 +81,9 @@ def inline(b: Builder, fn: Func, args) -> list[Atom]:
 
     Sub-functions are shared, not copied: they are closed, so sharing is safe.
     """
+    for v, a in zip(fn.ins, args):
+        if v.type != a.type:
+            raise InternalError(f"inline {fn.name}: {v.name} is {v.type}, argument is {a.type}")
     env: dict[Var, Atom] = dict(zip(fn.ins, args))
     for e in fn.eqns:
         new_outs = tuple(Var(v.name, v.type) for v in e.outs)

@@ -1,0 +1,91 @@
+"""Which values carry derivatives: structural dataflow, no arithmetic.
+
+`active_outputs(fn, active_ins)` says which outputs of fn depend
+differentiably on the active inputs. The transforms use it to skip work on
+paths no derivative travels, to size loop-carried tangents and cotangents,
+and to tell a user when a parameter is disconnected from a loss. It may
+over-approximate (a derivative that is numerically zero), never under.
+"""
+from __future__ import annotations
+
+from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.prims import PRIMS
+
+# primitives whose outputs never carry a derivative, whatever their inputs
+BLOCKING = {"stop_gradient", "sign", "argmax", "one_hot", "key_fold", "rng_uniform", "rng_normal",
+            "full", "eye", "iota", "dim_size"}
+
+
+def eqn_active_outs(e: Eqn, act_in: list[bool]) -> list[bool]:
+    fam = PRIMS[e.prim].family
+    floats = [v.type.is_float for v in e.outs]
+    if e.prim in BLOCKING or fam in ("compare", "logic"):
+        return [False] * len(e.outs)
+    if e.prim == "cast":
+        return [act_in[0] and floats[0]]
+    if e.prim == "straight_through":
+        return [act_in[1]]
+    if e.prim == "select":
+        return [(act_in[1] or act_in[2]) and floats[0]]
+    if e.prim == "scan":
+        return scan_active_outs(e, act_in)
+    if e.prim == "call":
+        return active_outputs(e.params["fn"], act_in)
+    if e.prim == "grad":
+        # gradients depend on every input of the differentiated function
+        return [any(act_in)] * len(e.outs)
+    if e.prim == "argmin":
+        return [any(act_in)] * len(e.outs)
+    return [any(act_in) and f for f in floats]
+
+
+def scan_carry_activity(e: Eqn, act_in: list[bool]) -> list[bool]:
+    """Activity of the body's inputs at the fixpoint: a carry is active if it
+    starts active or becomes active after some iteration."""
+    prm = e.params
+    nc, nk, body = prm["n_consts"], prm["n_carry"], prm["body"]
+    act = list(act_in)
+    while True:
+        outs = active_outputs(body, act)
+        new = act[:nc] + [a or o for a, o in zip(act[nc:nc + nk], outs[:nk])] + act[nc + nk:]
+        if new == act:
+            return act
+        act = new
+
+
+def scan_active_outs(e: Eqn, act_in: list[bool]) -> list[bool]:
+    act = scan_carry_activity(e, act_in)
+    nk = e.params["n_carry"]
+    outs = active_outputs(e.params["body"], act)
+    return act[e.params["n_consts"]:e.params["n_consts"] + nk] + outs[nk:]
+
+
+def active_vars(fn: Func, act_in: list[bool]) -> set[Var]:
+    active = {v for v, a in zip(fn.ins, act_in) if a and v.type.is_float}
+    for e in fn.eqns:
+        flags = [isinstance(a, Var) and a in active for a in e.ins]
+        if any(flags):
+            active.update(v for v, f in zip(e.outs, eqn_active_outs(e, flags)) if f)
+    return active
+
+
+def active_outputs(fn: Func, act_in: list[bool]) -> list[bool]:
+    active = active_vars(fn, act_in)
+    return [isinstance(a, Var) and a in active for a in fn.outs]
+
+
+def cuts(fn: Func, index: int) -> list[Eqn]:
+    """Equations that stop a derivative on some path from input `index` to an
+    output: used to explain a disconnected parameter."""
+    reach = {fn.ins[index]}
+    found: list[Eqn] = []
+    for e in fn.eqns:
+        flags = [isinstance(a, Var) and a in reach for a in e.ins]
+        if not any(flags):
+            continue
+        reach.update(e.outs)
+        act = eqn_active_outs(e, [f and isinstance(a, Var) and a.type.is_float for a, f in zip(e.ins, flags)])
+        if not any(act) and e.span is not None:
+            found.append(e)
+    used = {a for a in fn.outs if isinstance(a, Var)}
+    return found if used & reach else []

@@ -1,0 +1,94 @@
+"""Expand higher-order equations into plain IR before any other transform.
+
+- `grad[fn, n_wrt](args)` becomes fn's forward and backward sweeps inlined
+  at the call site (the value is dropped; CSE merges a forward the program
+  also computes itself). A gradient that is identically zero because the
+  value does not depend on the parameter is a user error, not a silent zero.
+- `argmin` becomes its solver (on stop-gradient inputs) plus, when implicit,
+  a term whose derivative is the implicit-function-theorem gradient (see
+  implicit.py).
+- `call` without remat is inlined; `call(remat=True)` stays (checkpointing).
+Loop bodies are expanded recursively, innermost first.
+"""
+from __future__ import annotations
+
+from metacc.ir.builder import Builder, inline
+from metacc.ir.core import Eqn, Func, Lit, Var
+
+_cache: dict[int, tuple[Func, Func]] = {}
+
+
+def needs_expand(fn: Func) -> bool:
+    for e in fn.eqns:
+        if e.prim in ("grad", "argmin") or (e.prim == "call" and not e.params.get("remat")):
+            return True
+        if any(needs_expand(s) for s in e.subfuncs()):
+            return True
+    return False
+
+
+def expand(fn: Func) -> Func:
+    hit = _cache.get(id(fn))
+    if hit is not None and hit[0] is fn:
+        return hit[1]
+    out = _expand(fn) if needs_expand(fn) else fn
+    _cache[id(fn)] = (fn, out)
+    return out
+
+
+def _expand(fn: Func) -> Func:
+    b = Builder(span=fn.span)
+    args = [b.input(v.name, v.type) for v in fn.ins]
+    env: dict = dict(zip(fn.ins, args))
+
+    def read(a):
+        return env.get(a, a) if isinstance(a, Var) else a
+
+    for e in fn.eqns:
+        ins = [read(a) for a in e.ins]
+        if e.prim in ("grad", "argmin") or (e.prim == "call" and not e.params.get("remat")):
+            outs = _inline_expansion(b, e, ins)
+        else:
+            params = {k: (expand(v) if isinstance(v, Func) else v) for k, v in e.params.items()}
+            outs = b.emit(e.prim, *ins, names=[v.name for v in e.outs], span=e.span, **params)
+        env.update(zip(e.outs, outs))
+    return b.build(fn.name, [read(a) for a in fn.outs], span=fn.span)
+
+
+def expand_eqn(e: Eqn) -> Func:
+    """A closed function computing one grad/argmin/call equation (used by the interpreter)."""
+    b = Builder(span=e.span)
+    args = [b.input(getattr(a, "name", "c"), a.type) for a in e.ins]
+    outs = _inline_expansion(b, e, args)
+    return b.build(e.prim, list(outs), span=e.span)
+
+
+def _inline_expansion(b: Builder, e: Eqn, ins) -> list:
+    if e.prim == "call":
+        return inline(b, expand(e.params["fn"]), ins)
+    if e.prim == "argmin":
+        from metacc.ad.implicit import expand_argmin
+        return expand_argmin(b, e, ins)
+    return grad_inline(b, e.params["fn"], ins, e.params["n_wrt"], span=e.span)
+
+
+def grad_inline(b: Builder, fn: Func, ins, n_wrt: int, span=None) -> list:
+    from metacc.ad.util import materialize
+    from metacc.ad.vjp import check_connected_inputs, vjp_inline
+    fn = expand(fn)
+    wrt = list(range(n_wrt))
+    check_connected_inputs(fn, wrt, what="this grad(...) expression", span=span)
+    mark = len(b.eqns)
+    seed = Lit(1.0, fn.outs[0].type)
+    _, bars = vjp_inline(b, fn, list(ins), [seed], wrt)
+    out = [materialize(b, g, fn.ins[i].type) for g, i in zip(bars, wrt)]
+    # every equation of the expansion reports the grad(...) it came from
+    if span is not None:
+        for k in range(mark, len(b.eqns)):
+            old = b.eqns[k]
+            if old.span is None:
+                b.eqns[k] = Eqn(old.prim, old.ins, old.outs, old.params, span)
+    for v, i in zip(out, wrt):
+        if isinstance(v, Var):
+            v.name = "d_" + fn.ins[i].name.replace(".", "_")
+    return out

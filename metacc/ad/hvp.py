@@ -1,0 +1,28 @@
+"""Hessian-vector products as forward-over-reverse: the JVP of the gradient.
+
+No Hessian is ever formed: the cost is a small constant times a gradient.
+"""
+from __future__ import annotations
+
+from metacc.ad.jvp import jvp_func
+from metacc.ad.vjp import grad_func, float_inputs
+from metacc.ir.builder import Builder, inline
+from metacc.ir.core import Func
+
+
+def hvp_func(fn: Func, wrt=None, name: str | None = None) -> Func:
+    """ins = fn.ins + one direction v per wrt input; outs = (*grads, *H v)."""
+    wrt = float_inputs(fn) if wrt is None else list(wrt)
+    g = grad_func(fn, wrt)
+    gj = jvp_func(g, wrt)       # ins: fn.ins + v; outs: value, grads, value_dot, grads_dot
+    n = len(wrt)
+    b = Builder(span=fn.span)
+    args = [b.input(v.name, v.type) for v in gj.ins]
+    for v, i in zip(args[len(fn.ins):], wrt):
+        v.name = "v_" + fn.ins[i].name.replace(".", "_")
+    outs = inline(b, gj, args)
+    grads, hv = outs[1:1 + n], outs[2 + n:2 + 2 * n]
+    for h, i in zip(hv, wrt):
+        h.name = "hv_" + fn.ins[i].name.replace(".", "_")
+    from metacc.passes.dce import dce
+    return dce(b.build(name or fn.name + "_hvp", list(grads) + list(hv)))

@@ -1,0 +1,245 @@
+"""Reverse mode: VJP rules, one per primitive, each emitting IR.
+
+A rule receives the builder, the primal inputs and outputs, the output
+cotangents (None = symbolic zero) and the eqn's params, and returns one
+cotangent per input (None = zero). Every rule emits ordinary primitives, so
+the backward program can be differentiated again: grad of grad, HVP as
+JVP-of-VJP, meta-gradients through inner gradient steps.
+
+`vjp_inline` emits a forward sweep (primal values; loops save residuals)
+followed by a backward sweep over the active equations in reverse.
+"""
+from __future__ import annotations
+
+from metacc.ad.activity import active_vars
+from metacc.ad.jvp import _name_new, max_mask
+from metacc.ad.partials import MINUS_ONE, ONE, partials
+from metacc.ad.util import add_any, broadcast, differentiable, materialize, sum_to
+from metacc.errors import InternalError
+from metacc.ir.builder import Builder
+from metacc.ir.core import Func, Lit, Var
+from metacc.ir.prims import BINARY, PRIMS, UNARY
+
+VJP_RULES: dict = {}
+
+
+def _elementwise(b, ins, outs, gs, prim, **params):
+    (g,) = gs
+    bars = []
+    for p, x in zip(partials(b, prim, ins, outs[0], params), ins):
+        if p is None or not differentiable(x):
+            bars.append(None)
+            continue
+        term = g if p == ONE else b.neg(g) if p == MINUS_ONE else b.mul(p, g)
+        bars.append(sum_to(b, term, x.type))
+    return bars
+
+
+for _p in UNARY + BINARY + ("ipow",):
+    VJP_RULES[_p] = (lambda prim: lambda b, ins, outs, gs, **prm: _elementwise(b, ins, outs, gs, prim, **prm))(_p)
+
+
+def _select(b, ins, outs, gs, **_):
+    c, x, y = ins
+    (g,) = gs
+    zero = b.lit(0.0, g.type.dtype)
+    return [None,
+            sum_to(b, b.select(c, g, zero), x.type) if differentiable(x) else None,
+            sum_to(b, b.select(c, zero, g), y.type) if differentiable(y) else None]
+
+
+def _cast(b, ins, outs, gs, **_):
+    (x,), (g,) = ins, gs
+    return [b.cast(g, dtype=x.type.dtype) if differentiable(x) else None]
+
+
+def _reduce_sum(b, ins, outs, gs, axes, keepdims=False, **_):
+    (x,), (g,) = ins, gs
+    if not keepdims:
+        ax = tuple(a % x.type.rank for a in axes)
+        g = b.reshape(g, shape=tuple(1 if i in ax else d for i, d in enumerate(x.type.shape)))
+    return [broadcast(b, g, x.type.shape)]
+
+
+def _reduce_max(b, ins, outs, gs, axes, keepdims=False, **_):
+    (x,), (g,) = ins, gs
+    weight, kshape = max_mask(b, x, outs[0], axes, keepdims)
+    gk = g if keepdims else b.reshape(g, shape=kshape)
+    return [b.mul(weight, gk)]
+
+
+def _transpose(b, ins, outs, gs, perm, **_):
+    inverse = tuple(sorted(range(len(perm)), key=lambda i: perm[i]))
+    return [b.transpose(gs[0], perm=inverse)]
+
+
+def _concatenate(b, ins, outs, gs, axis, **_):
+    (g,) = gs
+    rank = g.type.rank
+    ax = axis % rank
+    bars, start = [], 0
+    for x in ins:
+        size = x.type.shape[ax]
+        starts = tuple(start if i == ax else 0 for i in range(rank))
+        stops = tuple(start + size if i == ax else g.type.shape[i] for i in range(rank))
+        bars.append(b.slice(g, starts=starts, stops=stops, steps=(1,) * rank))
+        start += size
+    return bars
+
+
+def _matmul(b, ins, outs, gs, **_):
+    x, y = ins
+    (g,) = gs
+    return [b.matmul(g, b.transpose(y, perm=(1, 0))) if differentiable(x) else None,
+            b.matmul(b.transpose(x, perm=(1, 0)), g) if differentiable(y) else None]
+
+
+def _solve(b, ins, outs, gs, **_):
+    a, rhs = ins
+    (g,) = gs
+    rhs_bar = b.solve(b.transpose(a, perm=(1, 0)), g)
+    a_bar = b.neg(b.matmul(rhs_bar, b.transpose(outs[0], perm=(1, 0)))) if differentiable(a) else None
+    return [a_bar, rhs_bar if differentiable(rhs) else None]
+
+
+VJP_RULES.update({
+    "select": _select,
+    "cast": _cast,
+    "stop_gradient": lambda b, ins, outs, gs, **_: [None],
+    "straight_through": lambda b, ins, outs, gs, **_: [None, gs[0]],
+    "reshape": lambda b, ins, outs, gs, **_: [b.reshape(gs[0], shape=ins[0].type.shape)],
+    "transpose": _transpose,
+    "broadcast_to": lambda b, ins, outs, gs, **_: [sum_to(b, gs[0], ins[0].type)],
+    "sum_to": lambda b, ins, outs, gs, **_: [broadcast(b, gs[0], ins[0].type.shape)],
+    "slice": lambda b, ins, outs, gs, starts, stops, steps, **_: [
+        b.pad(gs[0], shape=ins[0].type.shape, starts=starts, stops=stops, steps=steps)],
+    "pad": lambda b, ins, outs, gs, starts, stops, steps, **_: [
+        b.slice(gs[0], starts=starts, stops=stops, steps=steps)],
+    "concatenate": _concatenate,
+    "reduce_sum": _reduce_sum,
+    "reduce_max": _reduce_max,
+    "matmul": _matmul,
+    "solve": _solve,
+})
+
+for _p, _prim in PRIMS.items():
+    if _prim.family in ("compare", "logic", "random", "create") or _p == "argmax":
+        VJP_RULES[_p] = lambda b, ins, outs, gs, **_: [None] * len(ins)
+
+
+def vjp_inline(b: Builder, fn: Func, args, out_bars, wrt) -> tuple[list, list]:
+    """Emit fn's forward and backward sweeps into b.
+
+    out_bars: one cotangent per output of fn (None = zero). Returns the primal
+    outputs and the cotangents of the inputs listed in wrt (None = zero).
+    """
+    from metacc.ad.loops import VJP_CONTROL_FORWARD
+    wrt = list(wrt)
+    active = active_vars(fn, [i in wrt for i in range(len(fn.ins))])
+    env: dict = dict(zip(fn.ins, args))
+
+    def read(a):
+        return env.get(a, a) if isinstance(a, Var) else a
+
+    tape = []        # (eqn, new ins, new outs, saved) for active equations
+    for e in fn.eqns:
+        ins = [read(a) for a in e.ins]
+        act_in = [isinstance(a, Var) and a in active for a in e.ins]
+        is_active = any(act_in) and any(v in active for v in e.outs)
+        if is_active and e.prim in VJP_CONTROL_FORWARD:
+            outs, saved = VJP_CONTROL_FORWARD[e.prim](b, e, ins, act_in)
+        else:
+            outs, saved = b.emit(e.prim, *ins, names=[v.name for v in e.outs], span=e.span, **e.params), None
+        env.update(zip(e.outs, outs))
+        if is_active:
+            tape.append((e, ins, list(outs), act_in, saved))
+
+    bars: dict = {}
+    for a, g in zip(fn.outs, out_bars):
+        if g is not None and isinstance(a, Var) and a in active:
+            bars[env[a]] = add_any(b, bars.get(env[a]), g)
+
+    from metacc.ad.loops import VJP_CONTROL_BACKWARD
+    for e, ins, outs, act_in, saved in reversed(tape):
+        gs = [bars.get(v) for v in outs]
+        if all(g is None for g in gs):
+            continue
+        mark = len(b.eqns)
+        if e.prim in VJP_CONTROL_BACKWARD:
+            in_bars = VJP_CONTROL_BACKWARD[e.prim](b, e, ins, outs, gs, act_in, saved)
+        else:
+            rule = VJP_RULES.get(e.prim)
+            if rule is None:
+                raise InternalError(f"no VJP rule for primitive {e.prim!r}")
+            if len(outs) != 1:
+                raise InternalError(f"VJP of multi-output primitive {e.prim!r} needs a control rule")
+            gs = [materialize(b, gs[0], outs[0].type)]
+            in_bars = rule(b, ins, outs, gs, **e.params)
+        _name_new(b, mark, in_bars, [x if isinstance(x, Var) else None for x in ins], "_bar", e)
+        for x, xb, act in zip(ins, in_bars, act_in):
+            if xb is not None and act and isinstance(x, Var):
+                bars[x] = add_any(b, bars.get(x), xb, name=x.name + "_bar")
+    return [read(a) for a in fn.outs], [bars.get(args[i]) if isinstance(args[i], Var) else None for i in wrt]
+
+
+def float_inputs(fn: Func) -> list[int]:
+    return [i for i, v in enumerate(fn.ins) if v.type.is_float]
+
+
+def vjp_func(fn: Func, wrt=None, name: str | None = None, out_mask=None) -> Func:
+    """ins = fn.ins + one cotangent per float output (where out_mask allows);
+    outs = fn.outs + cotangents of the wrt inputs (zeros materialised)."""
+    from metacc.ad.expand import expand
+    fn = expand(fn)
+    wrt = float_inputs(fn) if wrt is None else list(wrt)
+    b = Builder(span=fn.span)
+    args = [b.input(v.name, v.type) for v in fn.ins]
+    out_bars = []
+    for k, a in enumerate(fn.outs):
+        take = a.type.is_float and (out_mask is None or out_mask[k])
+        out_bars.append(b.input(_nm(a) + "_bar", a.type) if take else None)
+    outs, in_bars = vjp_inline(b, fn, args, out_bars, wrt)
+    in_bars = [materialize(b, g, fn.ins[i].type, name=fn.ins[i].name + "_bar") for g, i in zip(in_bars, wrt)]
+    return b.build(name or fn.name + "_vjp", list(outs) + in_bars)
+
+
+def grad_func(fn: Func, wrt=None, name: str | None = None, check_connected: bool = True) -> Func:
+    """Value and gradient: fn has one float scalar output; outs = (value, *grads of wrt)."""
+    from metacc.ad.expand import expand
+    fn = expand(fn)
+    if len(fn.outs) != 1 or fn.outs[0].type.rank != 0 or not fn.outs[0].type.is_float:
+        raise InternalError(f"grad_func needs a scalar float function, {fn.name} returns "
+                            f"{', '.join(map(str, fn.out_types))}")
+    wrt = float_inputs(fn) if wrt is None else list(wrt)
+    if check_connected:
+        check_connected_inputs(fn, wrt, what=f"the value of {fn.name}")
+    b = Builder(span=fn.span)
+    args = [b.input(v.name, v.type) for v in fn.ins]
+    seed = Lit(1.0, fn.outs[0].type)
+    outs, in_bars = vjp_inline(b, fn, args, [seed], wrt)
+    in_bars = [materialize(b, g, fn.ins[i].type, name=fn.ins[i].name + "_bar") for g, i in zip(in_bars, wrt)]
+    return b.build(name or fn.name + "_grad", list(outs) + in_bars)
+
+
+def check_connected_inputs(fn: Func, wrt, what: str, span=None):
+    """A parameter the value does not depend on would get a silent zero gradient: say so."""
+    from metacc.ad.activity import active_outputs, cuts
+    from metacc.errors import MetaccError
+    for i in wrt:
+        flags = [j == i for j in range(len(fn.ins))]
+        if any(active_outputs(fn, flags)):
+            continue
+        name = fn.ins[i].name
+        blockers = cuts(fn, i)
+        notes = [(f"the derivative is cut here by {e.prim.replace('_', ' ')}", e.span) for e in blockers[:3]]
+        hint = ("every path from it to the value passes through an operation without a derivative; "
+                "use straight_through(hard, surrogate) for a surrogate gradient, or leave it out of "
+                "the differentiated arguments") if blockers else \
+               ("it is not used in computing the value; remove it from the differentiated arguments, "
+                "or use it")
+        raise MetaccError(f"gradient of {what} with respect to '{name}' is identically zero",
+                          span or fn.span, hint=hint, notes=notes)
+
+
+def _nm(a) -> str:
+    return a.name if isinstance(a, Var) else "out"

@@ -1,0 +1,69 @@
+"""Dead-code elimination: drop equations whose outputs nothing uses.
+
+Inside loops it also drops stacked outputs (ys) nobody reads and constants
+the body no longer uses, so residual buffers are only what the backward
+sweep needs. Equations without outputs in use are pure, so removal is safe.
+"""
+from __future__ import annotations
+
+from metacc.ir.core import Eqn, Func, Var
+
+
+def dce(fn: Func) -> Func:
+    live: set[Var] = {a for a in fn.outs if isinstance(a, Var)}
+    kept: list[Eqn] = []
+    for e in reversed(fn.eqns):
+        used = [v in live for v in e.outs]
+        if not any(used):
+            continue
+        if e.prim == "scan":
+            e = _prune_scan(e, used)
+        elif e.prim == "call":
+            sub = dce(e.params["fn"])
+            if sub is not e.params["fn"]:
+                e = Eqn(e.prim, e.ins, e.outs, {**e.params, "fn": sub}, e.span)
+        kept.append(e)
+        live.update(a for a in e.ins if isinstance(a, Var))
+    if len(kept) == len(fn.eqns) and all(k is o for k, o in zip(reversed(kept), fn.eqns)):
+        return fn
+    return Func(fn.name, fn.ins, tuple(reversed(kept)), fn.outs, fn.span)
+
+
+def _prune_scan(e: Eqn, used: list[bool]) -> Eqn:
+    prm = e.params
+    body: Func = prm["body"]
+    nc, nk = prm["n_consts"], prm["n_carry"]
+    n_ys = len(body.outs) - nk
+    keep_ys = [used[nk + j] for j in range(n_ys)]
+    # a carry stays if it is used outside, or some kept output of the body reads it (fixpoint)
+    keep_carry = list(used[:nk])
+    while True:
+        outs_kept = [o for o, k in zip(body.outs, keep_carry + keep_ys) if k]
+        probe = dce(Func(body.name, body.ins, body.eqns, tuple(outs_kept), body.span))
+        reads = _reads(probe)
+        new = [k or body.ins[nc + j] in reads for j, k in enumerate(keep_carry)]
+        if new == keep_carry:
+            break
+        keep_carry = new
+    outs_kept = [o for o, k in zip(body.outs, keep_carry + keep_ys) if k]
+    new_body = dce(Func(body.name, body.ins, body.eqns, tuple(outs_kept), body.span))
+    reads = _reads(new_body)
+    keep_const = [v in reads for v in body.ins[:nc]]
+    keep_x = [v in reads for v in body.ins[nc + nk:]]
+    in_keep = keep_const + keep_carry + keep_x
+    if all(in_keep) and all(keep_ys):
+        if new_body is body:
+            return e
+        return Eqn(e.prim, e.ins, e.outs, {**prm, "body": new_body}, e.span)
+    body_ins = tuple(v for v, k in zip(body.ins, in_keep) if k)
+    new_body = Func(new_body.name, body_ins, new_body.eqns, new_body.outs, new_body.span)
+    ins = tuple(a for a, k in zip(e.ins, in_keep) if k)
+    outs = tuple(v for v, k in zip(e.outs, keep_carry + keep_ys) if k)
+    return Eqn("scan", ins, outs, {**prm, "body": new_body, "n_consts": sum(keep_const),
+                                   "n_carry": sum(keep_carry)}, e.span)
+
+
+def _reads(fn: Func) -> set[Var]:
+    out = {a for e in fn.eqns for a in e.ins if isinstance(a, Var)}
+    out.update(a for a in fn.outs if isinstance(a, Var))
+    return out
