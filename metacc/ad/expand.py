@@ -66,6 +66,9 @@ def expand_eqn(e: Eqn) -> Func:
 def _inline_expansion(b: Builder, e: Eqn, ins) -> list:
     if e.prim == "call":
         return inline(b, expand(e.params["fn"]), ins)
+    if e.prim == "cg_solve":
+        b.eqns.append(Eqn(e.prim, tuple(ins), tuple(Var(v.name, v.type) for v in e.outs), e.params, e.span))
+        return list(b.eqns[-1].outs)
     if e.prim == "argmin":
         from metacc.ad.implicit import expand_argmin
         return expand_argmin(b, e, ins)

@@ -99,7 +99,23 @@ def _jvp_call(b: Builder, e: Eqn, ins, in_tans):
     return list(res[:n]), tangents
 
 
-JVP_CONTROL = {"scan": _jvp_scan, "call": _jvp_call}
+def _check_consts_inactive(e: Eqn, tans):
+    if any(t is not None for t in tans[e.params["n_b"]:]):
+        raise InternalError("cg_solve: the operator's constants must not carry derivatives "
+                            "(implicit differentiation freezes them)")
+
+
+def _jvp_cg(b: Builder, e: Eqn, ins, in_tans):
+    _check_consts_inactive(e, in_tans)
+    n = e.params["n_b"]
+    outs = b.emit("cg_solve", *ins, names=[v.name for v in e.outs], span=e.span, **e.params)
+    rhs_dot = [materialize(b, t, x.type) for t, x in zip(in_tans[:n], ins[:n])]
+    tans = b.emit("cg_solve", *rhs_dot, *ins[n:], names=[v.name + "_dot" for v in e.outs], span=e.span,
+                  **e.params)
+    return list(outs), list(tans)
+
+
+JVP_CONTROL = {"scan": _jvp_scan, "call": _jvp_call, "cg_solve": _jvp_cg}
 
 
 # ---------------------------------------------------------------- reverse mode
@@ -116,8 +132,9 @@ def _vjp_scan_forward(b: Builder, e: Eqn, ins, act_in):
     out_act = active_outputs(body, act)
     wrt = [i for i, v in enumerate(body.ins) if act[i] and v.type.is_float]
     out_mask = [a and o.type.is_float for a, o in zip(out_act, body.outs)]
-    body_vjp = vjp_func(body, wrt, out_mask=out_mask)
-    split = partial_eval(body_vjp, len(body.ins), len(body.outs))
+    from metacc.passes import simplify
+    body_vjp = simplify(vjp_func(body, wrt, out_mask=out_mask))
+    split = partial_eval(body_vjp, len(body.ins), len(body.outs), invariant_ins=range(nc))
     # residuals that are loop-carried inputs change every iteration: stack them too
     res_consts = [i for i in split.input_residuals if i < nc]
     res_xs = [i for i in split.input_residuals if i >= nc + nk]
@@ -214,7 +231,7 @@ def _vjp_scan_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved):
 # -- calls: only remat calls reach AD (expand inlines the others)
 
 def _vjp_call_forward(b: Builder, e: Eqn, ins, act_in):
-    outs = b.emit("call", *ins, names=[v.name for v in e.outs], span=e.span, **e.params)
+    outs = b.emit(e.prim, *ins, names=[v.name for v in e.outs], span=e.span, **e.params)
     return list(outs), None
 
 
@@ -308,5 +325,14 @@ def _checkpointed_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved):
     return bars
 
 
-VJP_CONTROL_FORWARD = {"scan": _vjp_scan_forward, "call": _vjp_call_forward}
-VJP_CONTROL_BACKWARD = {"scan": _vjp_scan_backward, "call": _vjp_call_backward}
+def _vjp_cg_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved):
+    _check_consts_inactive(e, [True if a else None for a in act_in])
+    n = e.params["n_b"]
+    # A is symmetric: the transpose of x = A^-1 b is b_bar = A^-1 x_bar
+    gs = [materialize(b, g, o.type) for g, o in zip(gs, outs)]
+    bars = b.emit("cg_solve", *gs, *ins[n:], names=[x.name + "_bar" for x in ins[:n]], span=e.span, **e.params)
+    return list(bars) + [None] * (len(ins) - n)
+
+
+VJP_CONTROL_FORWARD = {"scan": _vjp_scan_forward, "call": _vjp_call_forward, "cg_solve": _vjp_call_forward}
+VJP_CONTROL_BACKWARD = {"scan": _vjp_scan_backward, "call": _vjp_call_backward, "cg_solve": _vjp_cg_backward}

@@ -24,15 +24,20 @@ class Split:
     n_computed: int              # residuals computed by fwd (appended to its outputs)
 
 
-def partial_eval(fn: Func, n_known_in: int, n_known_out: int) -> Split:
+def partial_eval(fn: Func, n_known_in: int, n_known_out: int, invariant_ins=()) -> Split:
+    """invariant_ins: known inputs that are the same in every loop iteration;
+    values computed from them alone are recomputed by bwd rather than stored."""
     known_ins = fn.ins[:n_known_in]
     known: set[Var] = set(known_ins)
+    invariant: set[Var] = {known_ins[i] for i in invariant_ins}
     fwd_eqns: list[Eqn] = []
     bwd_eqns: list[Eqn] = []
     for e in fn.eqns:
         vars_in = [a for a in e.ins if isinstance(a, Var)]
-        if not vars_in and not list(e.subfuncs()):
-            # creation eqns (zeros, eye): recompute on both sides rather than store
+        if all(a in invariant for a in vars_in) and not list(e.subfuncs()):
+            # creation eqns (zeros, eye) and loop-invariant values: recompute on
+            # both sides rather than store one copy per iteration
+            invariant.update(e.outs)
             fwd_eqns.append(e)
             bwd_eqns.append(e)
             known.update(e.outs)

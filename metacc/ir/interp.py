@@ -125,7 +125,8 @@ def _expand(e: Eqn) -> Func:
     hit = _expanded.get(id(e))
     if hit is None or hit[0] is not e:
         from metacc.ad.expand import expand_eqn
-        hit = (e, expand_eqn(e))
+        from metacc.passes.lower_cg import lower_cg
+        hit = (e, lower_cg(expand_eqn(e)))
         _expanded[id(e)] = hit
     return hit[1]
 
@@ -158,7 +159,7 @@ def _eval_eqn(e: Eqn, ins, dims):
         return _scan(e, ins, dims)
     if p == "call":
         return evaluate(e.params["fn"], ins, dims)
-    if p in ("grad", "argmin"):
+    if p in ("grad", "argmin", "cg_solve"):
         return evaluate(_expand(e), ins, dims)
     if p == "dim_size":
         return [_dim_size(dims=e.params["dims"], dtype=e.params["dtype"], bindings=dims)]

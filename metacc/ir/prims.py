@@ -397,3 +397,15 @@ def _argmin(*ins, objective, n_p: int, solver: dict, implicit: dict | None = Non
 
 NONDIFF_FAMILIES = ("compare", "logic", "random")
 NONDIFF_PRIMS = ("argmax", "iota", "one_hot", "dim_size", "full", "eye")
+
+
+@_register("cg_solve", "control", None,
+           "x = A^-1 b by conjugate gradients; A v = matvec(v, *consts) is symmetric positive definite. "
+           "Differentiated as the exact linear solve in b; consts must carry no derivative")
+def _cg_solve(*ins, matvec, n_b: int, iters: int, tol: float, **_):
+    bs, consts = ins[:n_b], ins[n_b:]
+    if list(matvec.in_types) != list(bs) + list(consts):
+        raise ShapeError("cg_solve: matvec inputs must be the vector leaves then the constants")
+    if list(matvec.out_types) != list(bs):
+        raise ShapeError("cg_solve: matvec must return vectors of the right-hand side's types")
+    return tuple(bs)
