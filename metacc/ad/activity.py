@@ -85,7 +85,7 @@ def cuts(fn: Func, index: int) -> list[Eqn]:
             continue
         reach.update(e.outs)
         act = eqn_active_outs(e, [f and isinstance(a, Var) and a.type.is_float for a, f in zip(e.ins, flags)])
-        if not any(act) and e.span is not None:
+        if not any(act):
             found.append(e)
     used = {a for a in fn.outs if isinstance(a, Var)}
     return found if used & reach else []

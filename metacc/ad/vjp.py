@@ -231,7 +231,7 @@ def check_connected_inputs(fn: Func, wrt, what: str, span=None):
             continue
         name = fn.ins[i].name
         blockers = cuts(fn, i)
-        notes = [(f"the derivative is cut here by {e.prim.replace('_', ' ')}", e.span) for e in blockers[:3]]
+        notes = [(f"the derivative is cut here by {_describe(e)}", e.span) for e in blockers[:3]]
         hint = ("every path from it to the value passes through an operation without a derivative; "
                 "use straight_through(hard, surrogate) for a surrogate gradient, or leave it out of "
                 "the differentiated arguments") if blockers else \
@@ -243,3 +243,10 @@ def check_connected_inputs(fn: Func, wrt, what: str, span=None):
 
 def _nm(a) -> str:
     return a.name if isinstance(a, Var) else "out"
+
+
+def _describe(e) -> str:
+    names = {"gt": "the comparison '>'", "ge": "the comparison '>='", "lt": "the comparison '<'",
+             "le": "the comparison '<='", "eq": "the comparison '=='", "ne": "the comparison '!='",
+             "stop_gradient": "stop_gradient", "argmax": "argmax", "sign": "sign"}
+    return names.get(e.prim, e.prim)
