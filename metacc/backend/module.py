@@ -1,0 +1,192 @@
+"""Whole generated modules: helpers, the task kernel, its entry points.
+
+For a function `f` the module holds
+
+    f(ins..., outs..., ws...)   the task kernel (lower.py)
+    f_ws(dims...)               workspace sizes per dtype
+    f_call(ins...)              one call: allocates outputs and workspace, runs f
+    f_batched(ins...)           (lower_batched only) a batch of tasks in one call:
+                                prange over workers, each running its share of
+                                tasks with its own workspace, per-task results in
+                                [B, ...] buffers, then reduced in task order, so the
+                                result is the same for any number of threads
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metacc.backend.inline import inline_calls
+from metacc.backend.literals import NP_NAME, lit
+from metacc.backend.lower import KernelWriter, shape_code
+from metacc.backend.naming import sanitize
+from metacc.backend.prelude import prelude
+from metacc.backend.writer import Writer
+from metacc.errors import InternalError
+from metacc.ir.core import Func
+from metacc.ir.verify import verify
+
+REDUCTIONS = ("mean", "sum", "stack")
+
+HEADER = '''"""metacc kernels for {what}.
+
+Generated code: edit the .meta source, not this file.
+"""
+import numba
+import numpy as np
+from numba import njit, prange
+
+CACHE = True
+
+
+'''
+
+
+@dataclass(frozen=True)
+class Lowered:
+    source: str
+    name: str          # the task kernel; entry points are name + '_call' / '_batched'
+    fn: Func           # the IR that was lowered (calls inlined)
+
+
+def lower_source(fn: Func) -> str:
+    """Readable Numba source of fn: task kernel, workspace sizes, call entry."""
+    return lower(fn).source
+
+
+def lower(fn: Func, batched: list[bool] | None = None, reduce: list[str] | None = None) -> Lowered:
+    verify(fn, "lowering input")
+    fn = inline_calls(fn)
+    name = sanitize(fn.name)
+    kw = KernelWriter(fn)
+    task_src, in_names, out_args = kw.task(name)
+    parts = [HEADER.format(what=fn.name), prelude(kw.helpers), task_src, "\n",
+             _ws_fn(kw, name), "\n", _call_fn(kw, name, in_names)]
+    if batched is not None:
+        parts += ["\n", _batched_fn(kw, name, in_names, batched, reduce or ["mean"] * len(fn.outs))]
+    return Lowered("".join(parts), name, fn)
+
+
+def lower_batched(fn: Func, batched: list[bool], reduce: list[str]) -> str:
+    """Source with a `NAME_batched` entry: inputs flagged in `batched` carry a
+    leading task axis; each output is reduced over tasks by 'mean', 'sum' or
+    kept per task ('stack')."""
+    return lower(fn, batched, reduce).source
+
+
+def _dims_lines(w: Writer, kw: KernelWriter, names: list[str], offset: list[int]) -> None:
+    fn = kw.fn
+    for s in fn.symbols():
+        j, axis = next((j, i) for j, v in enumerate(fn.ins) for i, d in enumerate(v.type.shape) if d == s)
+        w.line(f"{kw.dims[s]} = {names[j]}.shape[{axis + offset[j]}]")
+
+
+def _ws_fn(kw: KernelWriter, name: str) -> str:
+    w = Writer()
+    w.line("@njit(cache=CACHE)")
+    dims = [kw.dims[s] for s in kw.fn.symbols()]
+    sizes = kw.ws_sizes()
+    with w.block(f"def {name}_ws({', '.join(dims)}):"):
+        w.line(f"return ({''.join(sizes[dt] + ', ' for dt in kw.ws_dtypes)})")
+    return w.text()
+
+
+def _alloc_ws(w: Writer, kw: KernelWriter, name: str, lead: str | None) -> list[str]:
+    dims = [kw.dims[s] for s in kw.fn.symbols()]
+    if not kw.ws_dtypes:
+        return []
+    w.line(f"sizes = {name}_ws({', '.join(dims)})")
+    ws = []
+    for j, dt in enumerate(kw.ws_dtypes):
+        shape = f"({lead}, sizes[{j}])" if lead else f"sizes[{j}]"
+        w.line(f"ws_{dt} = np.empty({shape}, {NP_NAME[dt]})")
+        ws.append(f"ws_{dt}")
+    return ws
+
+
+def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
+    fn = kw.fn
+    w = Writer()
+    w.line('@njit(error_model="numpy", cache=CACHE)')
+    with w.block(f"def {name}_call({', '.join(in_names)}):"):
+        _dims_lines(w, kw, in_names, [0] * len(in_names))
+        outs = []
+        for j, a in enumerate(fn.outs):
+            if a.type.rank:
+                o = kw.out_args[len(outs)]
+                outs.append(o)
+                w.line(f"{o} = np.empty({shape_code(a.type.shape, kw.dim)}, {NP_NAME[a.type.dtype]})")
+        ws = _alloc_ws(w, kw, name, None)
+        w.line(f"r = {name}({', '.join(in_names + outs + ws)})")
+        res, ai, si = [], 0, 0
+        for a in fn.outs:
+            if a.type.rank:
+                res.append(outs[ai])
+                ai += 1
+            else:
+                res.append(f"r[{si}]")
+                si += 1
+        w.line(f"return ({', '.join(res)}{',' if len(res) == 1 else ''})")
+    return w.text()
+
+
+def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[bool],
+                reduce: list[str]) -> str:
+    fn = kw.fn
+    if len(batched) != len(fn.ins) or not any(batched):
+        raise InternalError(f"lower_batched({fn.name}): need one flag per input ({len(fn.ins)}), "
+                            "at least one batched")
+    if len(reduce) != len(fn.outs) or any(r not in REDUCTIONS for r in reduce):
+        raise InternalError(f"lower_batched({fn.name}): need one of {REDUCTIONS} per output")
+    for a, r in zip(fn.outs, reduce):
+        if r != "stack" and not a.type.is_float:
+            raise InternalError(f"lower_batched({fn.name}): cannot {r} a {a.type.dtype} output")
+    w = Writer()
+    w.line('@njit(parallel=True, error_model="numpy", cache=CACHE)')
+    with w.block(f"def {name}_batched({', '.join(in_names)}):"):
+        first = next(j for j, b in enumerate(batched) if b)
+        w.line(f"n_tasks = {in_names[first]}.shape[0]")
+        _dims_lines(w, kw, in_names, [1 if b else 0 for b in batched])
+        w.comment("per-task results, one row per task")
+        per_task = []
+        for j, a in enumerate(fn.outs):
+            o = f"per_task{j}"
+            per_task.append(o)
+            w.line(f"{o} = np.empty({shape_code((-1,) + a.type.shape, lambda d: 'n_tasks' if d == -1 else kw.dim(d))}, "
+                   f"{NP_NAME[a.type.dtype]})")
+        w.comment("one workspace per worker; tasks are dealt round-robin to workers")
+        w.line("n_workers = min(numba.get_num_threads(), n_tasks)")
+        ws = _alloc_ws(w, kw, name, "n_workers")
+        with w.block("for worker in prange(n_workers):"):
+            with w.block("for task in range(worker, n_tasks, n_workers):"):
+                args = [f"{n}[task]" if bt else n for n, bt in zip(in_names, batched)]
+                args += [f"{o}[task]" for o, a in zip(per_task, fn.outs) if a.type.rank]
+                args += [f"{x}[worker]" for x in ws]
+                w.line(f"r = {name}({', '.join(args)})")
+                si = 0
+                for o, a in zip(per_task, fn.outs):
+                    if not a.type.rank:
+                        w.line(f"{o}[task] = r[{si}]")
+                        si += 1
+        w.comment("reduce over tasks in task order: the same sum for any thread count")
+        res = []
+        for j, (a, r) in enumerate(zip(fn.outs, reduce)):
+            if r == "stack":
+                res.append(per_task[j])
+                continue
+            o = f"over_tasks{j}"
+            res.append(o)
+            dt = a.type.dtype
+            if a.type.rank == 0:
+                w.line(f"{o} = {lit(0, dt)}")
+                with w.block("for task in range(n_tasks):"):
+                    w.line(f"{o} += {per_task[j]}[task]")
+                if r == "mean":
+                    w.line(f"{o} = {o} / {NP_NAME[dt]}(n_tasks)")
+            else:
+                w.line(f"{o} = np.zeros({shape_code(a.type.shape, kw.dim)}, {NP_NAME[dt]})")
+                with w.block("for task in range(n_tasks):"):
+                    w.line(f"{o} += {per_task[j]}[task]")
+                if r == "mean":
+                    w.line(f"{o} /= {NP_NAME[dt]}(n_tasks)")
+        w.line(f"return ({', '.join(res)}{',' if len(res) == 1 else ''})")
+    return w.text()

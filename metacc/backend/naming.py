@@ -1,0 +1,58 @@
+"""Python identifiers for IR vars: source names kept, made valid and unique.
+
+`theta.w1` becomes `theta_w1`; a name that collides with a Python keyword, a
+helper of the generated module or a loop index gets a suffix from
+`metacc.ir.printer.Names`, which also makes repeated IR names unique.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+
+from metacc.ir.core import Var
+from metacc.ir.printer import Names
+
+# Names the generated code uses for itself: modules, helpers, loop indices,
+# workspace arguments. No IR var may print as one of these.
+RESERVED = frozenset({
+    "np", "numba", "njit", "prange", "range", "min", "max", "abs", "len", "float", "int", "bool",
+    "tuple", "print", "at", "ValueError", "n_tasks", "n_workers", "worker", "task", "sizes",
+} | {f"i{d}" for d in range(16)}
+  | {f"{p}_{t}" for p in ("ws", "at") for t in ("f32", "f64", "i64", "bool", "key")}
+  | {f"{h}_{t}" for h in ("sigmoid", "softplus", "uniform", "normal") for t in ("f32", "f64")}
+  | {f"{p}{j}" for p in ("per_task", "over_tasks", "out") for j in range(256)}
+  | {"mix", "fold", "uniform53", "lu_solve", "GOLDEN", "M1", "M2", "CACHE", "r"})
+
+
+def sanitize(name: str) -> str:
+    s = re.sub(r"[^0-9A-Za-z_]", "_", name).strip("_") or "v"
+    if s[0].isdigit():
+        s = "v_" + s
+    if keyword.iskeyword(s) or s.startswith("_"):
+        s = s + "_"
+    return s
+
+
+class CodeNames:
+    """One namespace per generated Python function (scan bodies are inlined into it)."""
+
+    def __init__(self, reserved=()):
+        self._names = Names(RESERVED | set(reserved))
+
+    def __call__(self, v: Var) -> str:
+        return self._names.name(v, sanitize)
+
+    def fresh(self, base: str) -> str:
+        """A new local that stands for no IR var (loop counters, spare buffers)."""
+        return self._names.name(Var(base, None), sanitize)  # type: ignore[arg-type]
+
+    def dim(self, symbol: str) -> str:
+        """The local holding a symbolic dim's size (`n = x.shape[0]`)."""
+        return self.fresh(symbol)
+
+    def bind(self, v: Var, name: str) -> None:
+        """Make v print as an existing local (a scan const is its outer value)."""
+        self._names.of[v] = name
+
+    def has(self, v: Var) -> bool:
+        return v in self._names.of

@@ -1,0 +1,153 @@
+"""Buffer planning: where every value of a function (and of its scan bodies) lives.
+
+Storage kinds:
+  scalar   rank 0: a Python local
+  local    a fused member never stored: a scalar local inside its loop nest
+  slot     a buffer carved from the workspace once per call, reused by every
+           iteration of any loop around it
+  dest     written straight into its final place: an output argument of the
+           kernel, or row k of a scan's stacked `ys` buffer
+  alias    no storage of its own: an input, a reshape view, a scan's final carry
+  absorbed a transpose read in place by its matmul
+
+Scan carries rotate between buffers instead of being copied (mode per carry):
+  swap     the body computes the new carry into its own slot: swap the two names
+  rebind   the new carry is also a `ys` row: just point the carry at that row
+  stage    anything else (the carry passes an input through, or one value feeds
+           two carries): copy into a spare buffer, then swap with it
+  scalar   rank 0: tuple assignment
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from metacc.backend.fusion import FusionPlan, plan_fusion
+from metacc.backend.naming import CodeNames
+from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.types import TensorType
+
+OWNING = frozenset({"matmul", "solve", "argmax"})
+
+
+@dataclass
+class Slot:
+    name: str
+    type: TensorType
+
+
+@dataclass
+class ScanPlan:
+    body: "BodyPlan"
+    modes: list[str]
+    spare: list[tuple[str, ...]]   # per carry: slot names of the extra buffers
+
+
+@dataclass
+class BodyPlan:
+    fn: Func
+    fusion: FusionPlan
+    storage: dict[Var, str]
+    scans: dict[Eqn, ScanPlan] = field(default_factory=dict)
+    lu: dict[Eqn, tuple[str, str]] = field(default_factory=dict)   # solve -> (factors, pivots)
+
+
+@dataclass
+class Slots:
+    items: list[Slot] = field(default_factory=list)
+    by_name: dict[str, Slot] = field(default_factory=dict)
+
+    def add(self, name: str, type: TensorType) -> str:
+        s = Slot(name, type)
+        self.items.append(s)
+        self.by_name[name] = s
+        return name
+
+
+def _owns(e: Eqn, v: Var, fusion: FusionPlan) -> bool:
+    """Does e compute v into storage it writes itself?"""
+    if v.type.rank == 0:
+        return False
+    if e in fusion.absorbed:
+        return False
+    if e in fusion.group_of:
+        g = fusion.group_of[e]
+        return e in g.sinks or v in fusion.materialized
+    if e.prim in OWNING:
+        return True
+    if e.prim == "reshape":
+        return e.ins[0].type.rank == 0
+    if e.prim == "scan":
+        return list(e.outs).index(v) >= e.params["n_carry"]
+    return False
+
+
+def plan_body(fn: Func, names: CodeNames, slots: Slots, dest_outs: list) -> BodyPlan:
+    """Plan fn. `dest_outs` are the outputs that have a place waiting for them
+    (kernel output arguments, or scan `ys` rows); an owned value that is one
+    of them (first occurrence) is computed straight into it."""
+    fusion = plan_fusion(fn)
+    storage: dict[Var, str] = {}
+    defined_by: dict[Var, Eqn] = {v: e for e in fn.eqns for v in e.outs}
+    dest_set: set[Var] = set()
+    for a in dest_outs:
+        if isinstance(a, Var) and a in defined_by and a not in dest_set and _owns(defined_by[a], a, fusion):
+            dest_set.add(a)
+    for v in fn.ins:
+        storage[v] = "scalar" if v.type.rank == 0 else "alias"
+    plan = BodyPlan(fn, fusion, storage)
+    for e in fn.eqns:
+        for v in e.outs:
+            if e in fusion.absorbed:
+                storage[v] = "absorbed"
+            elif v.type.rank == 0:
+                storage[v] = "scalar"
+            elif e in fusion.group_of and e not in fusion.group_of[e].sinks and v not in fusion.materialized:
+                storage[v] = "local"
+            elif _owns(e, v, fusion):
+                storage[v] = "dest" if v in dest_set else "slot"
+                if storage[v] == "slot":
+                    slots.add(names(v), v.type)
+            else:
+                storage[v] = "alias"
+        if e.prim == "solve":
+            a = e.ins[0]
+            lu = slots.add(names.fresh("lu"), a.type)
+            piv = slots.add(names.fresh("piv"), TensorType("i64", a.type.shape[:1]))
+            plan.lu[e] = (lu, piv)
+        if e.prim == "scan":
+            plan.scans[e] = _plan_scan(e, names, slots)
+    return plan
+
+
+def _plan_scan(e: Eqn, names: CodeNames, slots: Slots) -> ScanPlan:
+    body: Func = e.params["body"]
+    nc, nk = e.params["n_consts"], e.params["n_carry"]
+    carry_outs = list(body.outs[:nk])
+    # name the carries before the body so that its values keep their own names
+    for v in body.ins[nc:nc + nk]:
+        names(v)
+    bp = plan_body(body, names, slots, list(body.outs[nk:]))
+    modes, spare = [], []
+    for i, o in enumerate(carry_outs):
+        c = body.ins[nc + i]
+        if c.type.rank == 0:
+            modes.append("scalar")
+            spare.append(())
+            continue
+        unique = isinstance(o, Var) and carry_outs.count(o) == 1
+        kind = bp.storage.get(o) if isinstance(o, Var) and o not in body.ins else None
+        if unique and kind == "slot":
+            modes.append("swap")
+            # o's own slot is replaced by a pair the two names rotate through,
+            # both reset at each entry to the scan
+            slots.items.remove(slots.by_name.pop(names(o)))
+            spare.append((slots.add(names.fresh(names(c) + "_buf"), c.type),
+                          slots.add(names.fresh(names(o) + "_buf"), c.type)))
+        elif unique and kind == "dest":
+            modes.append("rebind")
+            spare.append(())
+        else:
+            modes.append("stage")
+            spare.append((slots.add(names.fresh(names(c) + "_buf"), c.type),
+                          slots.add(names.fresh(names(c) + "_spare"), c.type)))
+    return ScanPlan(bp, modes, spare)
