@@ -55,6 +55,8 @@ def _cast(b, ins, outs, gs, **_):
 
 def _reduce_sum(b, ins, outs, gs, axes, keepdims=False, **_):
     (x,), (g,) = ins, gs
+    if isinstance(g, Lit):          # the seed of a gradient: a constant array, no reshaping needed
+        return [b.full(shape=x.type.shape, value=g.value, dtype=x.type.dtype)]
     if not keepdims:
         ax = tuple(a % x.type.rank for a in axes)
         g = b.reshape(g, shape=tuple(1 if i in ax else d for i, d in enumerate(x.type.shape)))

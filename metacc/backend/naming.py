@@ -20,7 +20,7 @@ RESERVED = frozenset({
 } | {f"i{d}" for d in range(16)}
   | {f"{p}_{t}" for p in ("ws", "at") for t in ("f32", "f64", "i64", "bool", "key")}
   | {f"{h}_{t}" for h in ("sigmoid", "softplus", "uniform", "normal") for t in ("f32", "f64")}
-  | {f"{p}{j}" for p in ("per_task", "over_tasks", "out") for j in range(256)}
+  | {f"{p}{j}" for p in ("per_task", "over_tasks") for j in range(256)}
   | {"mix", "fold", "uniform53", "lu_solve", "GOLDEN", "M1", "M2", "CACHE", "r"})
 
 

@@ -9,8 +9,9 @@ from metacc.ir.verify import verify
 from metacc.passes.cse import cse
 from metacc.passes.dce import dce
 from metacc.passes.fold import fold
+from metacc.passes.licm import licm
 
-PIPELINE = [("fold", fold), ("cse", cse), ("dce", dce)]
+PIPELINE = [("fold", fold), ("licm", licm), ("cse", cse), ("dce", dce)]
 
 
 def simplify(fn: Func, rounds: int = 3) -> Func:

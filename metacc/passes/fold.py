@@ -1,6 +1,6 @@
 """Algebraic folding: identities that AD produces in bulk.
 
-  x * 1, 1 * x, x + 0, x - 0, x / 1          -> x      (when the shape is unchanged)
+  x * 1, 1 * x, x * ones, x + 0, x - 0, x / 1  -> x    (when the shape is unchanged)
   neg(neg(x)), stop_gradient(stop_gradient(x)) -> one op
   reshape/broadcast_to/sum_to to x's own shape, cast to x's own dtype -> x
   transpose(transpose(x)) with inverse perms -> x
@@ -24,6 +24,7 @@ def _is_lit(a, value) -> bool:
 
 def fold(fn: Func) -> Func:
     zero_of: set[Var] = set()     # vars known to be all zeros (from full(0))
+    one_of: set[Var] = set()      # vars known to be all ones (from full(1))
     defs: dict[Var, Eqn] = {}
     sub: dict[Var, object] = {}
     b = Builder(span=fn.span)
@@ -39,7 +40,7 @@ def fold(fn: Func) -> Func:
         ins = tuple(read(a) for a in e.ins)
         params = {k: (fold(v) if isinstance(v, Func) else v) for k, v in e.params.items()}
         out = e.outs[0] if len(e.outs) == 1 else None
-        rep = _rewrite(e.prim, ins, params, out, zero_of, defs) if out is not None else None
+        rep = _rewrite(e.prim, ins, params, out, zero_of, defs, one_of) if out is not None else None
         if rep is not None:
             if isinstance(rep, str) and rep == "zeros":
                 new = Eqn("full", (), e.outs, {"shape": out.type.shape, "value": 0.0, "dtype": out.type.dtype},
@@ -56,6 +57,8 @@ def fold(fn: Func) -> Func:
             changed = True
         if e.prim == "full" and e.params["value"] == 0:
             zero_of.add(e.outs[0])
+        if e.prim == "full" and e.params["value"] == 1:
+            one_of.add(e.outs[0])
         for v in e.outs:
             defs[v] = e
         b.eqns.append(e)
@@ -68,7 +71,7 @@ def _same(a, out) -> bool:
     return a.type == out.type
 
 
-def _rewrite(prim, ins, params, out, zero_of, defs):
+def _rewrite(prim, ins, params, out, zero_of, defs, one_of=frozenset()):
     if ins and all(isinstance(a, Lit) for a in ins) and prim in ("add", "sub", "mul", "div", "neg", "exp",
                                                                  "log", "sqrt", "ipow", "maximum", "minimum"):
         with np.errstate(all="ignore"):
@@ -76,9 +79,9 @@ def _rewrite(prim, ins, params, out, zero_of, defs):
         return Lit(float(val), out.type)
     if prim == "mul":
         x, y = ins
-        if _is_lit(y, 1.0) and _same(x, out):
+        if (_is_lit(y, 1.0) or (isinstance(y, Var) and y in one_of)) and _same(x, out):
             return x
-        if _is_lit(x, 1.0) and _same(y, out):
+        if (_is_lit(x, 1.0) or (isinstance(x, Var) and x in one_of)) and _same(y, out):
             return y
         if (x in zero_of if isinstance(x, Var) else False) or (y in zero_of if isinstance(y, Var) else False):
             return "zeros"

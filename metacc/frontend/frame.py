@@ -1,0 +1,66 @@
+"""Frames: IR functions under construction, closed by lazy capture.
+
+The body of a `grad`, a `repeat` or an `argmin` becomes a closed sub-function:
+it sees only its own inputs. While it is being built, source names still
+refer to values of the enclosing functions; the first time such an outer value
+is used inside, the frame adds an input for it and records the capture, so the
+enclosing equation can pass the outer value in. Captures chain through nested
+frames (a value two levels up is captured by the middle frame too).
+"""
+from __future__ import annotations
+
+from metacc.errors import InternalError, Span
+from metacc.ir.builder import Builder
+from metacc.ir.core import Atom, Func, Lit, Var
+from metacc.ir.types import TensorType
+
+
+class Frame:
+    def __init__(self, parent: "Frame | None" = None, span: Span | None = None):
+        self.parent = parent
+        self.builder = Builder(span)
+        self.owned: set[Var] = set()
+        self.leading: list[Var] = []                 # inputs declared up front (args, wrt, carry)
+        self.captures: list[tuple[Atom, Var]] = []   # (the value in the parent frame, its input here)
+        self._captured: dict[Var, Var] = {}          # outer var -> input here
+        # vars still named after their primitive; an assignment may rename them (shared by all frames)
+        self.unnamed: set[Var] = parent.unnamed if parent else set()
+
+    def input(self, name: str, type: TensorType) -> Var:
+        v = Var(name, type)
+        self.leading.append(v)
+        self.owned.add(v)
+        return v
+
+    def use(self, atom: Atom) -> Atom:
+        """The atom that stands for `atom` inside this frame (capturing it if it is outer)."""
+        if isinstance(atom, Lit) or atom in self.owned:
+            return atom
+        if atom in self._captured:
+            return self._captured[atom]
+        if self.parent is None:
+            raise InternalError(f"{atom.name} is used outside the function that defines it")
+        outer = self.parent.use(atom)
+        local = Var(atom.name, atom.type)
+        self.captures.append((outer, local))
+        self._captured[atom] = local
+        self.owned.add(local)
+        return local
+
+    def emit(self, prim: str, ins, span: Span | None, name: str | None = None, **params) -> tuple[Var, ...]:
+        """Emit one equation; the primitive's type rule raises ShapeError on bad operands."""
+        outs = self.builder.emit(prim, *[self.use(a) for a in ins], name=name or prim, span=span, **params)
+        self.owned.update(outs)
+        if name is None:
+            self.unnamed.update(outs)
+        return outs
+
+    def func(self, name: str, outs, span: Span | None, consts_first: bool = False) -> Func:
+        """The finished function: leading inputs and captures (captures first for loop bodies)."""
+        outs = tuple(self.use(a) for a in outs)       # may capture: an output can be an outer value
+        captured = [local for _, local in self.captures]
+        ins = captured + self.leading if consts_first else self.leading + captured
+        return Func(name, tuple(ins), tuple(self.builder.eqns), outs, span)
+
+    def captured_outer(self) -> list[Atom]:
+        return [outer for outer, _ in self.captures]

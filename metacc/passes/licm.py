@@ -1,0 +1,70 @@
+"""Loop-invariant code motion: compute once what every iteration computes alike.
+
+An equation in a scan body whose inputs are all loop constants (or literals,
+or earlier invariant values) is moved before the loop, and its results
+enter the body as new constants. Reverse-mode bodies are full of these
+(transposes of the task data, seeds, zero accumulators).
+"""
+from __future__ import annotations
+
+from metacc.ir.builder import Builder
+from metacc.ir.core import Eqn, Func, Var
+
+
+def licm(fn: Func) -> Func:
+    changed = False
+    eqns: list[Eqn] = []
+    for e in fn.eqns:
+        params = {k: (licm(v) if isinstance(v, Func) else v) for k, v in e.params.items()}
+        if any(params[k] is not e.params[k] for k in params):
+            e = Eqn(e.prim, e.ins, e.outs, params, e.span)
+            changed = True
+        if e.prim == "scan" and e.params["length"] > 1:
+            hoisted, e2 = _hoist(e)
+            if hoisted:
+                eqns += hoisted
+                e = e2
+                changed = True
+        eqns.append(e)
+    if not changed:
+        return fn
+    return Func(fn.name, fn.ins, tuple(eqns), fn.outs, fn.span)
+
+
+def _hoist(e: Eqn):
+    prm = e.params
+    body: Func = prm["body"]
+    nc = prm["n_consts"]
+    invariant: set[Var] = set(body.ins[:nc])
+    moved: list[Eqn] = []
+    kept: list[Eqn] = []
+    for be in body.eqns:
+        vars_in = [a for a in be.ins if isinstance(a, Var)]
+        if all(a in invariant for a in vars_in) and not list(be.subfuncs()):
+            moved.append(be)
+            invariant.update(be.outs)
+        else:
+            kept.append(be)
+    if not moved:
+        return [], e
+    # outside the loop: the body's constant inputs are the scan's constant operands
+    outer_of: dict = dict(zip(body.ins[:nc], e.ins[:nc]))
+    hoisted = []
+    for be in moved:
+        outs = tuple(Var(v.name, v.type) for v in be.outs)
+        hoisted.append(Eqn(be.prim, tuple(outer_of.get(a, a) if isinstance(a, Var) else a for a in be.ins),
+                           outs, be.params, be.span))
+        outer_of.update(zip(be.outs, outs))
+    # moved values the remaining body (or its outputs) still reads become new constants
+    reads = {a for be in kept for a in be.ins if isinstance(a, Var)} | {a for a in body.outs if isinstance(a, Var)}
+    new_consts = [v for be in moved for v in be.outs if v in reads]
+    inner = {v: Var(v.name, v.type) for v in new_consts}
+    ren = lambda a: inner.get(a, a) if isinstance(a, Var) else a  # noqa: E731
+    new_body = Func(body.name, tuple(body.ins[:nc]) + tuple(inner[v] for v in new_consts) + tuple(body.ins[nc:]),
+                    tuple(Eqn(be.prim, tuple(ren(a) for a in be.ins), be.outs, be.params, be.span) for be in kept),
+                    tuple(ren(a) for a in body.outs), body.span)
+    ins = tuple(e.ins[:nc]) + tuple(outer_of[v] for v in new_consts) + tuple(e.ins[nc:])
+    return hoisted, Eqn("scan", ins, e.outs, {**prm, "body": new_body, "n_consts": nc + len(new_consts)}, e.span)
+
+
+__all__ = ["licm", "Builder"]
