@@ -1,0 +1,45 @@
+"""The front end: .meta source -> checked, typed `metacc.program.Program`.
+
+    program = metacc.frontend.load("examples/sinusoid_maml.meta")
+    program.functions["maml"].ir        # the IR Func of `meta maml`
+
+Options: `float_dtype='f64'` reads every f32/f64 of the program as that
+dtype (for float64 correctness checks of an f32 program); `constants={'K': 20}`
+overrides the defaults of `int` arguments of meta functions.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from metacc.errors import MetaccError, Source
+from metacc.program import Program
+
+
+def load_source(text: str, name: str = "<string>", *, float_dtype: str | None = None,
+                constants: dict[str, int] | None = None) -> Program:
+    from metacc.frontend.check import Unit
+    from metacc.frontend.parse import parse
+    if float_dtype not in (None, "f32", "f64"):
+        raise MetaccError(f"float_dtype must be 'f32' or 'f64', not {float_dtype!r}")
+    source = Source(name, text)
+    return Unit(source, parse(source), float_dtype, constants).run()
+
+
+def load(path, *, float_dtype: str | None = None, constants: dict[str, int] | None = None) -> Program:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MetaccError(f"cannot read {path}: no such file",
+                          hint="check the path; metacc programs are .meta files" if p.suffix != ".meta"
+                          else "check the path (relative paths start at the current directory)") from None
+    except IsADirectoryError:
+        raise MetaccError(f"cannot read {path}: it is a directory", hint="pass a .meta file") from None
+    except UnicodeDecodeError as err:
+        raise MetaccError(f"cannot read {path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise MetaccError(f"cannot read {path}: {err.strerror}") from None
+    return load_source(text, str(path), float_dtype=float_dtype, constants=constants)
+
+
+__all__ = ["load", "load_source"]

@@ -1,0 +1,178 @@
+"""`repeat K @annotations { body }` -> `scan` equations.
+
+The carried values are the variables defined before the loop that the body
+assigns (parameter groups carry all their leaves). The body becomes a closed
+sub-function: inputs = the outer values it uses (consts, captured on use) and
+then the carry; outputs = the carry after one step. Variables first assigned
+inside the body are local to it.
+
+Annotations, exactly:
+  @first_order        every grad(...) result in the body is wrapped in
+                      stop_gradient: inner gradients are constants (FOMAML)
+  @truncate(T)        the first K-T steps are first-order, the last T are
+                      differentiated: two scans (one full scan when T >= K)
+  @checkpoint(every=c) / @checkpoint(snapshots=s)
+                      a `checkpoint` param on the scan telling the AD
+                      transform how to trade memory for recomputation; the
+                      values and gradients are unchanged
+Every scan gets a `label` param naming the source line, for explanations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metacc.errors import MetaccError, Span
+from metacc.frontend import ast as A
+from metacc.frontend.context import Ctx, Poisoned
+from metacc.frontend.convert import as_tensor, static_int
+from metacc.frontend.diagnostics import did_you_mean
+from metacc.frontend.frame import Frame
+from metacc.frontend.stmts import name_value, run_statements
+from metacc.frontend.values import DimValue, Number, Tensor, kind_text, leaf_paths, leaves, rebuild, structure
+
+ANNOTATIONS = ("first_order", "truncate", "checkpoint")
+
+
+@dataclass(frozen=True)
+class Plan:
+    first_order: bool = False
+    truncate: int | None = None
+    checkpoint: dict | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    length: int
+    first_order: bool
+    note: str            # what this scan is, for the label
+
+
+def _annotations(ctx: Ctx, node: A.Repeat) -> Plan:
+    seen: dict[str, Span] = {}
+    first_order, truncate, checkpoint = False, None, None
+    for a in node.annotations:
+        if a.name not in ANNOTATIONS:
+            raise MetaccError(f"unknown annotation @{a.name}", a.span, expected=", ".join("@" + n for n in ANNOTATIONS),
+                              found="@" + a.name, hint=did_you_mean(a.name, ANNOTATIONS))
+        if a.name in seen:
+            raise MetaccError(f"@{a.name} is given twice", a.span, notes=[("first given here", seen[a.name])])
+        seen[a.name] = a.span
+        if a.name == "first_order":
+            if a.args or a.kwargs:
+                raise MetaccError("@first_order takes no arguments", a.span)
+            first_order = True
+        elif a.name == "truncate":
+            if len(a.args) != 1 or a.kwargs:
+                raise MetaccError("@truncate takes one argument: how many final steps are differentiated",
+                                  a.span, expected="@truncate(T)")
+            truncate = static_int(ctx, a.args[0], "the argument of @truncate")
+            if truncate < 0:
+                raise MetaccError(f"@truncate({truncate}) needs a count of 0 or more", a.span)
+        else:
+            if a.args or len(a.kwargs) != 1 or a.kwargs[0].name not in ("every", "snapshots"):
+                raise MetaccError("@checkpoint takes one of every=c or snapshots=s", a.span,
+                                  expected="@checkpoint(every=10) or @checkpoint(snapshots=4)")
+            kw = a.kwargs[0]
+            n = static_int(ctx, kw.value, f"{kw.name} of @checkpoint")
+            if n < 1:
+                raise MetaccError(f"@checkpoint({kw.name}={n}) needs a positive count", kw.span)
+            checkpoint = {kw.name: n}
+    if first_order and truncate is not None:
+        raise MetaccError("@first_order and @truncate together", seen["truncate"],
+                          notes=[("@first_order is here", seen["first_order"])],
+                          hint="@first_order already treats every step first-order; @truncate(T) differentiates "
+                               "the last T steps. Keep one of them")
+    return Plan(first_order, truncate, checkpoint)
+
+
+def _segments(k: int, plan: Plan) -> list[Segment]:
+    if plan.truncate is None:
+        return [Segment(k, plan.first_order, "first-order" if plan.first_order else "")]
+    t = plan.truncate
+    if t >= k:
+        return [Segment(k, False, f"truncate({t}) keeps all {k} steps")]
+    if t == 0:
+        return [Segment(k, True, "first-order: truncate(0)")]
+    return [Segment(k - t, True, f"first-order part of truncate({t})"),
+            Segment(t, False, f"differentiated part of truncate({t})")]
+
+
+def lower_repeat(ctx: Ctx, node: A.Repeat) -> None:
+    k = static_int(ctx, node.count, "the trip count of repeat")
+    if k < 1:
+        raise MetaccError(f"repeat needs at least one step, not {k}", node.count.span)
+    plan = _annotations(ctx, node)
+    carried = [n for n in A.assigned_names(node.body) if ctx.env.lookup(n) is not None]
+    if not carried:
+        raise MetaccError("this repeat changes nothing outside its body", node.span,
+                          hint="a loop carries the variables defined before it that its body assigns, "
+                               "e.g. `p = theta` before `repeat 5 { p = p - ... }`")
+    values = [_initial(ctx, n, node) for n in carried]
+    for seg in _segments(k, plan):
+        values = _scan(ctx, node, carried, values, seg, plan.checkpoint)
+    for name, value in zip(carried, values):
+        ctx.env.assign(name, value)
+
+
+def _initial(ctx: Ctx, name: str, node: A.Repeat):
+    value = ctx.lookup(name)
+    if isinstance(value, (Number, DimValue)):
+        # a number carried by a loop needs a dtype now: the function's float type (f32(0.0) picks another)
+        return name_value(ctx, as_tensor(ctx, value, None, node.span, f"`{name}`"), name)
+    if isinstance(value, Tensor) or hasattr(value, "leaves"):
+        return value
+    raise MetaccError(f"`{name}` is {kind_text(value)} and cannot be carried by a loop", node.span)
+
+
+def _scan(ctx: Ctx, node: A.Repeat, names: list[str], values: list, seg: Segment, checkpoint):
+    sub = Frame(ctx.frame, node.span)
+    env = ctx.env.child()
+    for name, value in zip(names, values):
+        inputs = [Tensor(sub.input(_leaf_name(name, path), leaf.type), leaf.origin, leaf.desc)
+                  for path, leaf in zip(leaf_paths(value), leaves(value))]
+        env.assign(name, rebuild(value, inputs))
+    body_ctx = ctx.but(frame=sub, env=env, first_order=ctx.first_order or seg.first_order)
+    before = ctx.unit.reporter.count
+    run_statements(body_ctx, node.body, in_loop=True)
+    if ctx.unit.reporter.count > before:
+        raise Poisoned("repeat body")
+    finals = [_final(body_ctx, name, value, node) for name, value in zip(names, values)]
+    outs = [leaf.atom for v in finals for leaf in leaves(v)]
+    body = sub.func("repeat_body" + ("_first_order" if seg.first_order else ""), outs, node.span, consts_first=True)
+    consts = sub.captured_outer()
+    init = [leaf.atom for v in values for leaf in leaves(v)]
+    label = f"repeat at {node.span.short()}" + (f" ({seg.note})" if seg.note else "")
+    params = dict(body=body, length=seg.length, n_consts=len(consts), n_carry=len(init), reverse=False, label=label)
+    if checkpoint:
+        params["checkpoint"] = dict(checkpoint)
+    results = ctx.frame.emit("scan", consts + init, node.span, **params)
+    new_values, i = [], 0
+    for name, value in zip(names, values):
+        n = len(leaves(value))
+        new_leaves = []
+        for path, atom in zip(leaf_paths(value), results[i:i + n]):
+            atom.name = _leaf_name(name, path)
+            ctx.frame.unnamed.discard(atom)
+            new_leaves.append(Tensor(atom, node.span, atom.name))
+        new_values.append(rebuild(value, new_leaves, origin=node.span, desc=name))
+        i += n
+    return new_values
+
+
+def _leaf_name(name: str, path: str) -> str:
+    return f"{name}.{path}" if path else name
+
+
+def _final(ctx: Ctx, name: str, before, node: A.Repeat):
+    after = ctx.lookup(name)
+    if isinstance(after, (Number, DimValue)) and isinstance(before, Tensor) and before.type.rank == 0:
+        after = as_tensor(ctx, after, before.type.dtype, node.span, f"`{name}`")
+    if structure(after) != structure(before):
+        hint = None
+        if isinstance(after, Tensor) and isinstance(before, Tensor) and after.type.shape == before.type.shape:
+            hint = f"cast it with {before.type.dtype}(...) or initialise it as {after.type.dtype}(...) before the loop"
+        raise MetaccError(f"`{name}` is carried by this loop but its type changes from {kind_text(before)} "
+                          f"to {kind_text(after)} in one step", after.origin or node.span,
+                          notes=[("the loop is here", node.span)], expected=kind_text(before),
+                          found=kind_text(after), hint=hint or "a carried value keeps its type from step to step")
+    return after

@@ -1,0 +1,67 @@
+"""Statements: assignment and `repeat` (return is handled by the function body).
+
+A failing statement is reported and its targets become poison, so the rest of
+the body is still checked without a cascade of follow-on errors.
+"""
+from __future__ import annotations
+
+from metacc.errors import MetaccError
+from metacc.frontend import ast as A
+from metacc.frontend.context import Ctx, Poisoned
+from metacc.frontend.values import POISON, Record, Tensor, Tree, rebuild
+
+
+def run_statements(ctx: Ctx, stmts, in_loop: bool = False) -> None:
+    for stmt in stmts:
+        try:
+            if isinstance(stmt, A.Assign):
+                lower_assign(ctx, stmt)
+            elif isinstance(stmt, A.Repeat):
+                from metacc.frontend.loops import lower_repeat
+                lower_repeat(ctx, stmt)
+            else:
+                raise MetaccError("`return` inside a repeat body", stmt.span,
+                                  hint="a repeat ends after its last step; return after the loop") if in_loop \
+                    else MetaccError("unexpected `return`", stmt.span)
+        except MetaccError as err:
+            ctx.report(err)
+            _poison(ctx, stmt)
+        except Poisoned:
+            _poison(ctx, stmt)
+
+
+def _poison(ctx: Ctx, stmt) -> None:
+    if isinstance(stmt, A.Assign):
+        ctx.env.assign(stmt.target, POISON)
+    elif isinstance(stmt, A.Repeat):
+        for name in A.assigned_names(stmt.body):
+            if ctx.env.lookup(name) is not None:
+                ctx.env.assign(name, POISON)
+
+
+def lower_assign(ctx: Ctx, stmt: A.Assign) -> None:
+    from metacc.frontend.exprs import lower_expr
+    if stmt.target in ctx.dims and ctx.env.lookup(stmt.target) is None:
+        raise MetaccError(f"`{stmt.target}` names a dimension of this function's arguments", stmt.target_span,
+                          hint="choose another variable name")
+    value = lower_expr(ctx, stmt.value)
+    ctx.env.assign(stmt.target, name_value(ctx, value, stmt.target))
+
+
+def name_value(ctx: Ctx, value, name: str):
+    """Give the vars of a freshly computed value the source name (`h`, `p.w1`)."""
+    if isinstance(value, (Tensor, Tree, Record)):
+        paths = ("",) if isinstance(value, Tensor) else value.paths
+        new = []
+        for path, leaf in zip(paths, value.leaves if not isinstance(value, Tensor) else (value,)):
+            full = f"{name}.{path}" if path else name
+            atom = leaf.atom
+            if atom in ctx.frame.unnamed:
+                atom.name = full
+                ctx.frame.unnamed.discard(atom)
+            new.append(Tensor(atom, leaf.origin, full))
+        return rebuild(value, new, desc=name)
+    if hasattr(value, "desc"):
+        from dataclasses import replace
+        return replace(value, desc=name)
+    return value
