@@ -26,9 +26,14 @@ def load_source(text: str, name: str = "<string>", *, float_dtype: str | None = 
 
 
 def load(path, *, float_dtype: str | None = None, constants: dict[str, int] | None = None) -> Program:
+    return load_source(read_source(path), str(path), float_dtype=float_dtype, constants=constants)
+
+
+def read_source(path) -> str:
+    """The text of a .meta file; a missing or unreadable file is a MetaccError."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise MetaccError(f"cannot read {path}: no such file",
                           hint="check the path; metacc programs are .meta files" if p.suffix != ".meta"
@@ -39,7 +44,6 @@ def load(path, *, float_dtype: str | None = None, constants: dict[str, int] | No
         raise MetaccError(f"cannot read {path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:
         raise MetaccError(f"cannot read {path}: {err.strerror}") from None
-    return load_source(text, str(path), float_dtype=float_dtype, constants=constants)
 
 
-__all__ = ["load", "load_source"]
+__all__ = ["load", "load_source", "read_source"]
