@@ -64,7 +64,8 @@ def _bind(ctx: Ctx, sig: Signature, node: A.Call) -> list:
             out.append((Number(p.default, p.span, p.name), node.span))
         else:
             raise MetaccError(f"call of {sig.name} is missing the argument `{p.name}`", node.span,
-                              expected=_signature_text(sig), notes=[("declared here", p.span)])
+                              expected=_signature_text(sig), notes=[("declared here", p.span)],
+                              hint=f"call it as {_signature_text(sig)}")
     return out
 
 
@@ -84,8 +85,14 @@ def _mismatch(sig: Signature, p: ArgSig, value, span: Span, extra: str = "") -> 
     notes = [(f"`{p.name}` is declared here", p.span)]
     if getattr(value, "origin", None) is not None and value.origin != span:
         notes.append((f"`{value.desc}` comes from here", value.origin))
+    hint = None
+    if p.kind == "tensor" and isinstance(value, Tensor):
+        hint = ("sizes in the signature are fixed, and a dim symbol stands for one size per call: "
+                "reshape, slice or transpose the argument to fit")
+    elif p.kind in ("params", "task"):
+        hint = f"pass a value of {p.type_name}, e.g. an argument declared `{p.name}: {p.type_name}`"
     return MetaccError(f"argument `{p.name}` of {sig.name} must be {p.type_name}, not {kind_text(value)}{extra}",
-                       span, expected=p.type_name, found=kind_text(value), notes=notes)
+                       span, expected=p.type_name, found=kind_text(value), notes=notes, hint=hint)
 
 
 def _check_arg(ctx: Ctx, sig: Signature, p: ArgSig, value, span: Span, dims: dict):

@@ -177,7 +177,7 @@ class Declarations:
         if len(i.args) != n:
             form = f"{i.name}({what})" if n else i.name
             raise MetaccError(f"initialiser {i.name} takes {n} argument{'s' if n != 1 else ''}, got {len(i.args)}",
-                              i.span, expected=form, found=f"{len(i.args)} argument(s)")
+                              i.span, expected=form, found=f"{len(i.args)} argument(s)", hint=f"write `{form}`")
         if i.name in ("he_normal", "glorot_normal") and typ.rank < 2:
             raise MetaccError(f"{i.name} needs a weight matrix (rank 2 or more), but {f.name} is {typ}", i.span,
                               hint="biases and scalars usually start at zeros or const(v)")

@@ -33,7 +33,9 @@ class Reporter:
 
 
 def did_you_mean(name: str, candidates) -> str | None:
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    # short names (w4 for w1) differ in a larger fraction of their letters
+    cutoff = 0.5 if len(name) <= 3 else 0.6
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=cutoff)
     if not close:
         return None
     return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"

@@ -109,8 +109,9 @@ _INT_KEYS = ("steps", "iters")
 
 def _solver(ctx: Ctx, spec: A.SolverSpec, table: dict, role: str) -> dict:
     if spec.name not in table:
+        usage = " or ".join(f"{name}(" + ", ".join(f"{k}=..." for k in keys) + ")" for name, keys in table.items())
         raise MetaccError(f"unknown {role} `{spec.name}`", spec.span, expected=", ".join(table), found=spec.name,
-                          hint=did_you_mean(spec.name, table))
+                          hint=did_you_mean(spec.name, table) or f"write {usage}")
     if spec.args:
         raise MetaccError(f"{spec.name} takes keyword arguments only", spec.args[0].span,
                           expected=f"{spec.name}(" + ", ".join(f"{k}=..." for k in table[spec.name]) + ")")

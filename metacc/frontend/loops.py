@@ -71,7 +71,9 @@ def _annotations(ctx: Ctx, node: A.Repeat) -> Plan:
         else:
             if a.args or len(a.kwargs) != 1 or a.kwargs[0].name not in ("every", "snapshots"):
                 raise MetaccError("@checkpoint takes one of every=c or snapshots=s", a.span,
-                                  expected="@checkpoint(every=10) or @checkpoint(snapshots=4)")
+                                  expected="@checkpoint(every=10) or @checkpoint(snapshots=4)",
+                                  hint="every=c stores the carried values every c steps and recomputes the "
+                                       "rest; snapshots=s keeps at most s stored states per level")
             kw = a.kwargs[0]
             n = static_int(ctx, kw.value, f"{kw.name} of @checkpoint")
             if n < 1:

@@ -252,8 +252,27 @@ def _error_span(err: UnexpectedInput, source: Source) -> Span:
         text = lines[lineno - 1].split("#", 1)[0].rstrip()
         return Span(source, lineno, len(text) + 1)
     line, col = err.line, err.column
+    if isinstance(err, UnexpectedToken):
+        prev = _previous_end(err)
+        if prev is not None and prev[0] < line:
+            # the token is on a later line: what is missing belongs right after the previous one
+            return Span(source, prev[0], prev[1])
     width = len(str(err.token)) if isinstance(err, UnexpectedToken) else 1
     return Span(source, line, col, line, col + max(width, 1))
+
+
+def _previous_end(err: UnexpectedToken) -> tuple[int, int] | None:
+    """Where the last successfully parsed token or subtree ends (line, column after it)."""
+    stack = getattr(err.state, "value_stack", None) or []
+    if not stack:
+        return None
+    last = stack[-1]
+    if hasattr(last, "end_line") and last.end_line is not None:
+        return last.end_line, last.end_column
+    meta = getattr(last, "meta", None)
+    if meta is not None and not getattr(meta, "empty", True):
+        return meta.end_line, meta.end_column
+    return None
 
 
 def _foreign_word(err: UnexpectedInput):
