@@ -84,8 +84,9 @@ def cuts(fn: Func, index: int) -> list[Eqn]:
         if not any(flags):
             continue
         reach.update(e.outs)
-        act = eqn_active_outs(e, [f and isinstance(a, Var) and a.type.is_float for a, f in zip(e.ins, flags)])
-        if not any(act):
+        float_in = [f and isinstance(a, Var) and a.type.is_float for a, f in zip(e.ins, flags)]
+        # a cut: a derivative could flow in (a reached float input) but none flows out
+        if any(float_in) and not any(eqn_active_outs(e, float_in)):
             found.append(e)
     used = {a for a in fn.outs if isinstance(a, Var)}
     return found if used & reach else []
