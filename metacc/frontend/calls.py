@@ -103,6 +103,8 @@ def _check_arg(ctx: Ctx, sig: Signature, p: ArgSig, value, span: Span, dims: dic
     if p.kind == "task":
         if not (isinstance(value, Record) and value.task.name == p.task.name and not value.prefix):
             raise _mismatch(sig, p, value, span)
+        for f, leaf in zip(p.task.fields, value.leaves):
+            _unify_dims(sig, p, f.type, leaf, span, dims)
         return value
     if p.kind == "static":
         if isinstance(value, DimValue) and isinstance(value.dim, int):
@@ -126,6 +128,13 @@ def _check_arg(ctx: Ctx, sig: Signature, p: ArgSig, value, span: Span, dims: dic
         err = _mismatch(sig, p, value, span)
         err.hint = hint
         raise err
+    _unify_dims(sig, p, want, value, span, dims)
+    return value
+
+
+def _unify_dims(sig: Signature, p: ArgSig, want: TensorType, value: Tensor, span: Span, dims: dict) -> None:
+    """Bind the callee's dim symbols in `want` to the dims of the caller's value (checked consistent)."""
+    got = value.type
     for want_d, got_d in zip(want.shape, got.shape):
         if isinstance(want_d, int):
             if want_d != got_d:
@@ -138,7 +147,6 @@ def _check_arg(ctx: Ctx, sig: Signature, p: ArgSig, value, span: Span, dims: dic
                               hint="arguments that share a dim symbol must agree in that dim")
         else:
             dims.setdefault(want_d, (got_d, p.name))
-    return value
 
 
 def _subst(t: TensorType, dims: dict) -> TensorType:

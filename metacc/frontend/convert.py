@@ -14,6 +14,8 @@ from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_
 from metacc.ir.core import Lit
 from metacc.ir.types import Dim, scalar
 
+MAX_SIZE = 2 ** 31 - 1     # sizes and trip counts index arrays in the generated code
+
 
 def literal(ctx: Ctx, num: Number, dtype: str, span: Span | None) -> Tensor:
     """A number as a literal of `dtype` (checked: no silent truncation or bool arithmetic)."""
@@ -96,6 +98,8 @@ def static_dim(ctx: Ctx, node: A.Expr, what: str) -> Dim:
     if isinstance(value, Number) and value.is_int:
         if value.value < 0:
             raise MetaccError(f"{what} cannot be negative ({value.value})", node.span)
+        if value.value > MAX_SIZE:
+            raise MetaccError(f"{what} is too large ({value.value})", node.span, hint=f"sizes are at most {MAX_SIZE}")
         return value.value
     if isinstance(value, DimValue):
         return value.dim

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from metacc.errors import MetaccError, Span
 from metacc.frontend import ast as A
+from metacc.frontend.convert import MAX_SIZE
 from metacc.frontend.diagnostics import Reporter, did_you_mean
 from metacc.ir.types import FLOAT_DTYPES, TensorType
 from metacc.program import Arg, Field, Init, ParamGroup, TaskType
@@ -64,6 +65,12 @@ class Signature:
 
     def arg(self, name: str) -> ArgSig | None:
         return next((a for a in self.args if a.name == name), None)
+
+
+def _arg_types(a: ArgSig) -> list[TensorType]:
+    if a.task is not None:
+        return [f.type for f in a.task.fields]
+    return [a.type] if a.type is not None else []
 
 
 class Declarations:
@@ -136,8 +143,8 @@ class Declarations:
                                       expected="a whole number", found=d.value,
                                       hint="parameters have fixed sizes; symbolic dims such as n belong "
                                            "to data (task fields and fn arguments)")
-            elif d.value < 1:
-                raise MetaccError(f"a dimension must be at least 1, not {d.value}", d.span)
+            elif not 1 <= d.value <= MAX_SIZE:
+                raise MetaccError(f"a dimension must be between 1 and {MAX_SIZE}, not {d.value}", d.span)
             shape.append(d.value)
         return TensorType(self.dtype(t.name), tuple(shape))
 
@@ -253,7 +260,8 @@ class Declarations:
                 self._error(err)
                 failed = True
         result = self._result(d)
-        symbols = list(dict.fromkeys(s for a in args if a.type is not None for s in a.type.symbols))
+        # dims named by tensor arguments and by the fields of task arguments are in scope in the body
+        symbols = list(dict.fromkeys(s for a in args for t in _arg_types(a) for s in t.symbols))
         for a in args:
             if a.name in symbols:
                 raise MetaccError(f"`{a.name}` names both an argument and a dimension", a.span,
@@ -266,7 +274,8 @@ class Declarations:
             self._meta_rules(d, args, result)
         if failed:
             return
-        self.signatures[d.name] = Signature(d, tuple(args), result, self._default_float(args), tuple(symbols))
+        self.signatures[d.name] = Signature(d, tuple(args), result, self._default_float(args + [result]),
+                                            tuple(symbols))
 
     def _with_default(self, a: ArgSig, p: A.Param) -> ArgSig:
         if p.default is None:
@@ -308,6 +317,7 @@ class Declarations:
                                    "tasks are batched along a leading axis at run time")
 
     def _default_float(self, args: list[ArgSig]) -> str:
+        """The one float dtype among the arguments and result, else f32."""
         if self.float_dtype:
             return self.float_dtype
         dtypes = set()

@@ -23,7 +23,8 @@ UNARY = "exp log log1p sqrt abs tanh sigmoid relu softplus sin cos sign"
 
 
 def emit1(ctx: Ctx, prim: str, ins, span: Span | None, **params) -> Tensor:
-    return ctx.tensor(ctx.emit(prim, ins, span, what=prim, **params), span)
+    # the type rules' messages already name the operation; the caret shows the call
+    return ctx.tensor(ctx.emit(prim, ins, span, **params), span)
 
 
 @builtin(UNARY, "x", "elementwise; maps over every field of a params group")
@@ -68,7 +69,7 @@ def _where(ctx: Ctx, node, cond, a, b):
     dtype = next((v.type.dtype for v in (a, b) if isinstance(v, Tensor)), None)
     x = as_tensor(ctx, a, dtype, node.span, "a branch of where")
     y = as_tensor(ctx, b, x.type.dtype, node.span, "a branch of where")
-    return ctx.tensor(ctx.emit("select", [c, x, y], node.span, what="where"), node.span)
+    return ctx.tensor(ctx.emit("select", [c, x, y], node.span), node.span)
 
 
 # ---- reductions ---------------------------------------------------------------------
@@ -77,7 +78,11 @@ def _reduced_input(ctx: Ctx, node, x, what: str) -> Tensor:
     if isinstance(x, Tree):
         reject(x, node, f"the argument of {what}", "a tensor",
                hint="reduce a whole params group with sqnorm(p) or dot(p, q), or pick a field")
-    return as_tensor(ctx, x, None, node.span, f"the argument of {what}")
+    x = as_tensor(ctx, x, None, node.span, f"the argument of {what}")
+    if what != "argmax" and not x.type.is_float:
+        raise MetaccError(f"{what} needs a float tensor, not {x.type}", node.span,
+                          hint="cast it first, e.g. f32(...)")
+    return x
 
 
 def axes_of(x: Tensor, axis, span, what: str) -> tuple[int, ...]:
@@ -150,10 +155,7 @@ def logsumexp_of(ctx: Ctx, x: Tensor, axes, keepdims: bool, span) -> Tensor:
 
 
 def _float_input(ctx: Ctx, node, x, what: str) -> Tensor:
-    x = _reduced_input(ctx, node, x, what)
-    if not x.type.is_float:
-        raise MetaccError(f"{what} needs a float tensor, not {x.type}", node.span, hint="cast it with f32(...)")
-    return x
+    return _reduced_input(ctx, node, x, what)
 
 
 @builtin("logsumexp", "x, axis?:axes, keepdims?:flag", "log(sum(exp(x))), computed stably")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from metacc.errors import MetaccError, Span
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, Poisoned
-from metacc.frontend.convert import as_tensor, static_int
+from metacc.frontend.convert import MAX_SIZE, as_tensor, static_int
 from metacc.frontend.diagnostics import did_you_mean
 from metacc.frontend.frame import Frame
 from metacc.frontend.stmts import name_value, run_statements
@@ -101,8 +101,8 @@ def _segments(k: int, plan: Plan) -> list[Segment]:
 
 def lower_repeat(ctx: Ctx, node: A.Repeat) -> None:
     k = static_int(ctx, node.count, "the trip count of repeat")
-    if k < 1:
-        raise MetaccError(f"repeat needs at least one step, not {k}", node.count.span)
+    if not 1 <= k <= MAX_SIZE:
+        raise MetaccError(f"repeat needs between 1 and {MAX_SIZE} steps, not {k}", node.count.span)
     plan = _annotations(ctx, node)
     carried = [n for n in A.assigned_names(node.body) if ctx.env.lookup(n) is not None]
     if not carried:

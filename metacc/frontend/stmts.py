@@ -41,9 +41,7 @@ def _poison(ctx: Ctx, stmt) -> None:
 
 def lower_assign(ctx: Ctx, stmt: A.Assign) -> None:
     from metacc.frontend.exprs import lower_expr
-    if stmt.target in ctx.dims and ctx.env.lookup(stmt.target) is None:
-        raise MetaccError(f"`{stmt.target}` names a dimension of this function's arguments", stmt.target_span,
-                          hint="choose another variable name")
+    # a variable may shadow a dim name (`q = ...` next to a task dim q): variables are looked up first
     value = lower_expr(ctx, stmt.value)
     ctx.env.assign(stmt.target, name_value(ctx, value, stmt.target))
 

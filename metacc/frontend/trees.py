@@ -35,13 +35,13 @@ def pair(a: Tree, b: Tree, span: Span | None) -> list[tuple[str, Tensor, Tensor]
     return [(p, a.field(p), b.field(p)) for p in a.paths]
 
 
-def _result_tree(ctx: Ctx, candidates: list[Tree], leaves: list[Tensor], span: Span | None, what: str) -> Tree:
-    types = [t.type for t in leaves]
+def _result_tree(ctx: Ctx, candidates: list[Tree], leaves: dict[str, Tensor], span: Span | None, what: str) -> Tree:
+    """The new leaves (by field name) as a value of the first candidate group whose types they have."""
     for c in candidates:
-        if [f.type for f in c.group.fields] == types:
-            return Tree(c.group, tuple(leaves), span, text_of(span))
+        if all(leaves[f.path].type == f.type for f in c.group.fields):
+            return Tree(c.group, tuple(leaves[f.path] for f in c.group.fields), span, text_of(span))
     c = candidates[0]
-    bad = next((f, t) for f, t in zip(c.group.fields, types) if f.type != t)
+    bad = next((f, leaves[f.path].type) for f in c.group.fields if leaves[f.path].type != f.type)
     raise MetaccError(f"{what} does not give a {c.group.name}: field {bad[0].path} would be {bad[1]}, "
                       f"not {bad[0].type}", span,
                       hint="a group operation must keep every field's type; combine single fields instead")
@@ -56,31 +56,31 @@ def tree_binary(ctx: Ctx, prim: str, a, b, span: Span | None) -> Tree:
         raise MetaccError(f"`{symbol}` cannot compare whole params groups", span,
                           hint="compare single fields, e.g. p.w1 > 0")
     if isinstance(a, Tree) and isinstance(b, Tree):
-        leaves = [elementwise(ctx, prim, x, y, span, f"{a.desc}.{p} {symbol} {b.desc}.{p}")
-                  for p, x, y in pair(a, b, span)]
+        leaves = {p: elementwise(ctx, prim, x, y, span, f"{a.desc}.{p} {symbol} {b.desc}.{p}")
+                  for p, x, y in pair(a, b, span)}
         groups = [a] if a.group.name == b.group.name else [a, b]
         return _result_tree(ctx, groups, leaves, span, f"{a.group.name} {symbol} {b.group.name}")
     tree, other, tree_left = (a, b, True) if isinstance(a, Tree) else (b, a, False)
     if not isinstance(other, (Tensor, Number)):
         raise MetaccError(f"`{symbol}` cannot combine {tree.group.name} with {kind_text(other)}", span)
-    leaves = []
+    leaves = {}
     for p, leaf in zip(tree.paths, tree.leaves):
         x, y = (leaf, other) if tree_left else (other, leaf)
-        leaves.append(elementwise(ctx, prim, x, y, span, f"{tree.desc}.{p}"))
+        leaves[p] = elementwise(ctx, prim, x, y, span, f"{tree.desc}.{p}")
     return _result_tree(ctx, [tree], leaves, span, f"{tree.group.name} {symbol} {kind_text(other)}")
 
 
 def tree_unary(ctx: Ctx, prim: str, tree, span: Span | None, **params) -> Tree:
     """A one-operand primitive applied to every leaf (neg, exp, stop_gradient, ...)."""
     _no_task(tree, span)
-    leaves = [ctx.tensor(ctx.emit(prim, [leaf], span, **params), span, f"{tree.desc}.{p}")
-              for p, leaf in zip(tree.paths, tree.leaves)]
+    leaves = {p: ctx.tensor(ctx.emit(prim, [leaf], span, **params), span, f"{tree.desc}.{p}")
+              for p, leaf in zip(tree.paths, tree.leaves)}
     return _result_tree(ctx, [tree], leaves, span, f"{prim}({tree.group.name})")
 
 
 def tree_map(ctx: Ctx, fn, tree: Tree, span: Span | None, what: str) -> Tree:
     """fn(leaf) -> Tensor for every leaf, staying in the group."""
-    leaves = [fn(leaf) for leaf in tree.leaves]
+    leaves = {p: fn(leaf) for p, leaf in zip(tree.paths, tree.leaves)}
     return _result_tree(ctx, [tree], leaves, span, what)
 
 

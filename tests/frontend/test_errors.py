@@ -104,7 +104,6 @@ CASES = [
     ("missing_argument", meta("    return sum($mlp(theta))"), "missing the argument `x`", "mlp(p: Net, x:"),
     ("recursion", PRELUDE + "fn f(x: f32) -> f32 { return $f(x) }\n", "recursive call of f", "cannot call themselves"),
     ("builtin_keyword", fn("    return sum(sum(x, $axs=0))"), "sum has no argument `axs`", "did you mean `axis`"),
-    ("assign_to_dim", fn("    $n = 1.0\n    return 1.0"), "names a dimension", "another variable name"),
     # ---- shapes and types ----
     ("matmul_inner_dims", fn("    return sum($x @ Net_w2(x))", "x: f32[n, 1]").replace(
         "$x @ Net_w2(x)", "$x @ ones([40, 40])"), "inner dims", "check the order"),
