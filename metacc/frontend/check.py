@@ -8,6 +8,8 @@ own before the first call that inlines it (which also catches recursion).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from metacc.errors import MetaccError, Source, Span
 from metacc.frontend import ast as A
 from metacc.frontend.calls import check_result, lower_body
@@ -86,10 +88,7 @@ class Unit:
 
     def _program_arg(self, sig: Signature, a):
         arg = a.to_program()
-        if a.kind == "static":
-            from dataclasses import replace
-            arg = replace(arg, default=self._static(sig, a))
-        return arg
+        return replace(arg, default=self._static(sig, a)) if a.kind == "static" else arg
 
     def _argument(self, frame: Frame, sig: Signature, a):
         if a.kind == "params":

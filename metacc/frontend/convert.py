@@ -118,13 +118,7 @@ def static_shape(ctx: Ctx, node: A.Expr, what: str) -> tuple[Dim, ...]:
 def static_ints(ctx: Ctx, node: A.Expr, what: str) -> tuple[int, ...]:
     """`[0, 1]` or `0` as a tuple of whole numbers (axes, permutations)."""
     items = node.items if isinstance(node, A.ListExpr) else (node,)
-    out = []
-    for item in items:
-        if isinstance(item, A.UnaryOp) and item.op == "neg":
-            out.append(-static_int(ctx, item.operand, what))
-        else:
-            out.append(static_int(ctx, item, what))
-    return tuple(out)
+    return tuple(static_int(ctx, item, what) for item in items)
 
 
 def normalize_axes(axes, rank: int, span: Span | None, what: str) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ from metacc.errors import MetaccError
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, text_of
 from metacc.frontend.convert import static_int
-from metacc.frontend.values import Tensor, kind_text
+from metacc.frontend.values import Record, Tensor, Tree, kind_text
 
 
 def _bound(ctx: Ctx, node, what: str):
@@ -23,7 +23,8 @@ def lower_index(ctx: Ctx, node: A.Index) -> Tensor:
     x = lower_expr(ctx, node.obj)
     if not isinstance(x, Tensor):
         raise MetaccError(f"only tensors can be indexed, not {kind_text(x)}", node.span,
-                          hint="params groups and tasks have fields: p.w1, t.support.x" if kind_text(x) else None)
+                          hint="params groups and tasks have fields: p.w1, t.support.x"
+                          if isinstance(x, (Tree, Record)) else None)
     shape = x.type.shape
     if len(node.subscripts) > len(shape):
         raise MetaccError(f"too many indices: `{text_of(node.obj.span)}` is {x.type} (rank {len(shape)}), "

@@ -5,6 +5,8 @@ the body is still checked without a cascade of follow-on errors.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from metacc.errors import MetaccError
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, Poisoned
@@ -60,6 +62,5 @@ def name_value(ctx: Ctx, value, name: str):
             new.append(Tensor(atom, leaf.origin, full))
         return rebuild(value, new, desc=name)
     if hasattr(value, "desc"):
-        from dataclasses import replace
         return replace(value, desc=name)
     return value
