@@ -73,6 +73,10 @@ def _arg_types(a: ArgSig) -> list[TensorType]:
     return [a.type] if a.type is not None else []
 
 
+class _Broken(Exception):
+    """A type whose declaration had an error (already reported): what uses it is skipped quietly."""
+
+
 class Declarations:
     """Resolves the declarations of one module; errors go to the reporter."""
 
@@ -85,6 +89,7 @@ class Declarations:
         self.signatures: dict[str, Signature] = {}
         self.fn_decls: dict[str, A.FnDecl] = {}
         self.failed: set[str] = set()       # declared functions whose signature has an error
+        self.broken_types: set[str] = set() # groups and tasks whose declaration has an error
 
     # ---- driver ----
     def run(self, module: A.Module) -> None:
@@ -112,14 +117,22 @@ class Declarations:
                 self._signature(d)
             except MetaccError as err:
                 self._error(err)
+            except _Broken:
+                pass
             if d.name not in self.signatures:
                 self.failed.add(d.name)
 
     def _guard(self, fn, decl):
+        """Declare a group or task; one with any error is left out (and uses of it stay quiet)."""
+        before = self.reporter.count
         try:
             fn(decl)
         except MetaccError as err:
             self._error(err)
+        if self.reporter.count > before:
+            self.groups.pop(decl.name, None)
+            self.tasks.pop(decl.name, None)
+            self.broken_types.add(decl.name)
 
     def _error(self, err: MetaccError):
         self.reporter.report(err)
@@ -198,7 +211,7 @@ class Declarations:
     def _task(self, d: A.TaskDecl):
         fields: list[Field] = []
         self._task_fields(d.name, d.fields, "", fields)
-        if not fields:
+        if not d.fields:
             raise MetaccError(f"task {d.name} has no fields", d.span)
         self.tasks[d.name] = TaskType(d.name, tuple(fields), d.span)
 
@@ -222,6 +235,8 @@ class Declarations:
 
     # ---- signatures ----
     def arg_type(self, name: str, t: A.TypeExpr, span: Span, default) -> ArgSig:
+        if t.name in self.broken_types:
+            raise _Broken(t.name)
         common = dict(name=name, type_name=t.name, span=span, type_span=t.span)
         if t.name in DTYPE_NAMES:
             typ = self.tensor_type(t, symbols=True, what=f"`{name}`" if name else "the result")
@@ -259,7 +274,11 @@ class Declarations:
             except MetaccError as err:
                 self._error(err)
                 failed = True
+            except _Broken:
+                failed = True
         result = self._result(d)
+        if failed:
+            return
         # dims named by tensor arguments and by the fields of task arguments are in scope in the body
         symbols = list(dict.fromkeys(s for a in args for t in _arg_types(a) for s in t.symbols))
         for a in args:
@@ -272,8 +291,6 @@ class Declarations:
                               d.result.span, hint="every symbolic dim of the result must appear in an argument's type")
         if d.kind == "meta":
             self._meta_rules(d, args, result)
-        if failed:
-            return
         self.signatures[d.name] = Signature(d, tuple(args), result, self._default_float(args + [result]),
                                             tuple(symbols))
 

@@ -72,6 +72,10 @@ CASES = [
     ("declared_twice", PRELUDE + "$params Net { w: f32 = zeros }\n", "`Net` is declared twice", "one namespace"),
     ("symbolic_param_shape", "params P { w: f32[$n, 3] = zeros }\n", "needs a concrete shape",
      "parameters have fixed sizes"),
+    ("broken_group_stays_quiet", "params P { w: f32[$n] = zeros }\ntask T { x: f32[2] }\n"
+     "meta m(p: P, t: T) -> f32 { return sum(p.w) }\n", "needs a concrete shape", "parameters have fixed sizes"),
+    ("broken_task_stays_quiet", "params P { w: f32[2] = zeros }\ntask T { x: $f31[2] }\n"
+     "meta m(p: P, t: T) -> f32 { return sum(t.x) }\n", "unknown element type `f31`", "did you mean `f32`"),
     ("integer_params", "params P { w: $i64[3] = zeros }\n", "must be f32 or f64", "integer data belongs in a task"),
     ("unknown_initialiser", "params P { w: f32[3, 3] = $he_norma }\n", "unknown initialiser `he_norma`",
      "did you mean `he_normal`"),
