@@ -22,7 +22,12 @@ def load_source(text: str, name: str = "<string>", *, float_dtype: str | None = 
     if float_dtype not in (None, "f32", "f64"):
         raise MetaccError(f"float_dtype must be 'f32' or 'f64', not {float_dtype!r}")
     source = Source(name, text)
-    return Unit(source, parse(source), float_dtype, constants).run()
+    try:
+        return Unit(source, parse(source), float_dtype, constants).run()
+    except RecursionError:
+        # parsing and lowering recurse over the expression tree; only absurd nesting gets here
+        raise MetaccError(f"{name}: an expression is nested too deeply to compile",
+                          hint="split long expressions into several assignments") from None
 
 
 def load(path, *, float_dtype: str | None = None, constants: dict[str, int] | None = None) -> Program:

@@ -235,3 +235,10 @@ def test_missing_file_is_a_user_error_with_a_hint(tmp_path):
     with pytest.raises(MetaccError) as info:
         load(tmp_path)
     assert "directory" in info.value.message
+
+
+def test_absurdly_long_expressions_are_an_error_not_a_crash():
+    text = "fn f(x: f32) -> f32 { return " + "x + " * 5000 + "x }"
+    with pytest.raises(MetaccError) as info:
+        load_source(text, "long.meta")
+    assert "nested too deeply" in info.value.message and info.value.hint
