@@ -26,7 +26,7 @@ from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx
 from metacc.frontend.convert import static_dim, static_int, static_ints, static_number, static_shape
 from metacc.frontend.diagnostics import did_you_mean
-from metacc.frontend.values import Number, kind_text
+from metacc.frontend.values import kind_text
 
 
 @dataclass(frozen=True)
@@ -146,10 +146,6 @@ def call_builtin(ctx: Ctx, b: Builtin, node: A.Call):
 def reject(value, node, what: str, allowed: str, hint: str | None = None):
     """The usual error for a value of the wrong kind."""
     raise MetaccError(f"{what} must be {allowed}, not {kind_text(value)}", node.span, hint=hint)
-
-
-def is_number(v) -> bool:
-    return isinstance(v, Number)
 
 
 # the implementations register themselves on import
