@@ -2,3 +2,9 @@
 __version__ = "0.1.0"
 
 from metacc.errors import InternalError, MetaccError  # noqa: E402,F401
+
+
+def compile(path_or_source, dtype=None, cache_dir=None):  # noqa: A001
+    """Compile a .meta program (path, text or Program) into a Module; see metacc.runtime."""
+    from metacc.runtime import compile as _compile
+    return _compile(path_or_source, dtype=dtype, cache_dir=cache_dir)

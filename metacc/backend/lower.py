@@ -1,29 +1,35 @@
-"""Lowering one IR function to the body of a Numba kernel.
+"""Lowering one IR function to a Numba task kernel.
 
-`KernelWriter.task(fn)` writes
-
-    def NAME(inputs..., outputs..., ws_f64, ...):
-        n = x.shape[0]                      # symbolic dims, read from the inputs
-        h = ws_f64[at_f64:...].reshape(...) # every buffer, carved once per call
-        ...                                 # fused loop nests, matmuls, scans as loops
+    def NAME(inputs..., outputs..., ws_f64, ..., dims...):
+        h1 = at_f64; at_f64 += 40 * k     # buffer offsets in the workspace, laid out once
+        for i0 in range(k):               # fused loop nests
+            ...
+        mm_nn(...)                         # matmuls, copies, solves: compiled helpers
+        for k_1 in range(5):               # scans as loops; carries swap offsets
+            ...
         return (scalar outputs,)
 
-Array outputs are written into the output arguments (computed in place where
-the value is produced by a loop this kernel writes), scalar outputs are
-returned. Scan bodies are inlined as loops; their buffers are carved at entry
-too, so no iteration allocates. See plan.py for where values live and
-fusion.py for which equations share a loop nest.
+Every array is 1-D and addressed as (array, offset) in row-major order: inputs
+and outputs arrive flattened, every intermediate lives at an offset of the
+workspace (one array per dtype). That keeps the number of array variables in
+the kernel tiny, which is what Numba's compile time grows with, and makes a
+carried buffer's rotation a swap of two integers. Symbolic dims arrive as
+integer arguments (the entry points read them from the arrays' shapes).
+See plan.py for where values live and fusion.py for which equations share a
+loop nest.
 """
 from __future__ import annotations
 
 from metacc.backend.fusion import Group
-from metacc.backend.literals import NP_NAME, lit
+from metacc.backend.literals import lit
 from metacc.backend.naming import CodeNames
 from metacc.backend.plan import BodyPlan, ScanPlan, Slots, plan_body
-from metacc.backend.pointwise import expr
+from metacc.backend.pointwise import ELEMENTWISE, expr
 from metacc.backend.writer import Writer
 from metacc.ir.core import Atom, Eqn, Func, Lit, Var
 from metacc.ir.types import Dim
+
+FLAT_OK = ELEMENTWISE | {"full", "dim_size"}
 
 
 def shape_code(shape: tuple[Dim, ...], dim) -> str:
@@ -52,8 +58,16 @@ def size_code(terms: dict[tuple[str, ...], int], dim) -> str:
     return " + ".join(parts) or "0"
 
 
+def _plus(a: str, b: str) -> str:
+    if a == "0":
+        return b
+    if b == "0":
+        return a
+    return f"{a} + {b}"
+
+
 class KernelWriter:
-    """Writes one task kernel; holds the namespace, dims and helpers it needs."""
+    """Writes one task kernel; holds the namespace, dims and buffer locations."""
 
     def __init__(self, fn: Func):
         self.fn = fn
@@ -61,23 +75,49 @@ class KernelWriter:
         self.helpers: set[str] = set()
         self.dims: dict[str, str] = {}
         self.slots = Slots()
+        self.loc: dict[Var, tuple[str, str]] = {}
         self.w = Writer(1)
         self._span: str | None = None
+        self._flat: list[str] | None = None        # identity index of a flat loop nest
 
     # ---- small pieces ----
     def dim(self, d: Dim) -> str:
         return str(d) if isinstance(d, int) else self.dims[d]
+
+    def size(self, shape) -> str:
+        return size_code(dict([size_terms(shape)[::-1]]), self.dim)
 
     def atom(self, a: Atom) -> str:
         if isinstance(a, Lit):
             return lit(a.value, a.type.dtype)
         return self.names(a)
 
+    def flat_index(self, shape, idx: list[str]) -> str:
+        if self._flat is not None and idx == self._flat:
+            return "i0"
+        terms, stride = [], []
+        acc: list[str] = []
+        for d in reversed(shape):
+            stride.append(" * ".join(acc) if acc else "1")
+            if d != 1:
+                acc = [self.dim(d)] + acc
+        stride.reverse()
+        for i, s, d in zip(idx, stride, shape):
+            if i == "0" or d == 1:
+                continue
+            terms.append(i if s == "1" else f"{i} * {s}")
+        return " + ".join(terms) or "0"
+
     def at(self, a: Atom, idx: list[str]) -> str:
-        """a (held in memory or a scalar) at index idx."""
+        """a's element at index idx (a scalar reads as itself)."""
         if isinstance(a, Lit) or a.type.rank == 0:
             return self.atom(a)
-        return f"{self.names(a)}[{', '.join(idx)}]"
+        base, off = self.loc[a]
+        return f"ld({base}, {_plus(off, self.flat_index(a.type.shape, idx))})"
+
+    def store(self, v: Var, idx: list[str], code: str) -> None:
+        base, off = self.loc[v]
+        self.w.line(f"st({base}, {_plus(off, self.flat_index(v.type.shape, idx))}, {code})")
 
     def span(self, eqns) -> None:
         spans = []
@@ -87,24 +127,32 @@ class KernelWriter:
                 spans.append(s)
         if not spans:
             return
-        text = spans[0] if len(spans) == 1 else spans[0] + ", " + ", ".join(s.rsplit(":", 1)[1] for s in spans[1:])
+        text = spans[0] + "".join(", " + s.rsplit(":", 1)[1] for s in spans[1:])
         if text != self._span:
             self.w.comment(text)
             self._span = text
 
-    def copy(self, dst: str, src: Atom, rank: int) -> None:
-        self.w.line(f"{dst}[...] = {self.atom(src)}" if rank else f"{dst} = {self.atom(src)}")
+    def copy(self, dst: tuple[str, str], src: Atom) -> None:
+        if src.type.rank == 0:
+            self.w.line(f"st({dst[0]}, {dst[1]}, {self.atom(src)})")
+            return
+        base, off = self.loc[src]
+        self.w.line(f"copy_n({dst[0]}, {dst[1]}, {base}, {off}, {self.size(src.type.shape)})")
+        self.helpers.add("copy_n")
 
     # ---- the kernel ----
-    def task(self, name: str, out_names: list[str] | None = None) -> tuple[str, list[str], list[str]]:
-        """Source of the task kernel; also its argument names and workspace dtypes."""
+    def task(self, name: str) -> tuple[str, list[str], list[str]]:
+        """Source of the task kernel; also its input and output argument names."""
         fn = self.fn
         for s in fn.symbols():
             self.dims[s] = self.names.dim(s)
         in_names = [self.names(v) for v in fn.ins]
+        for v, n in zip(fn.ins, in_names):
+            if v.type.rank:
+                self.loc[v] = (n, "0")
         plan = plan_body(fn, self.names, self.slots, list(fn.outs))
         out_args: list[str] = []
-        copies: list[tuple[str, Atom, int]] = []
+        copies: list[tuple[str, Atom]] = []
         self.scalar_outs: list[str] = []
         for j, a in enumerate(fn.outs):
             if a.type.rank == 0:
@@ -114,41 +162,44 @@ class KernelWriter:
             else:
                 dst = self.names.fresh(f"out{j}")
                 out_args.append(dst)
-                copies.append((dst, a, a.type.rank))
+                copies.append((dst, a))
         self.out_args = out_args
-        # sizes
+        self._place(plan)
         body = Writer(1)
         self.w = body
         self.emit_body(plan)
-        for dst, a, rank in copies:
-            self.copy(dst, a, rank)
+        for dst, a in copies:
+            self.copy((dst, "0"), a)
         ret = ", ".join(self.scalar_outs)
         body.line(f"return ({ret}{',' if len(self.scalar_outs) == 1 else ''})")
 
         head = Writer(1)
-        for s in fn.symbols():
-            v, axis = next((v, i) for v in fn.ins for i, d in enumerate(v.type.shape) if d == s)
-            head.line(f"{self.dims[s]} = {self.names(v)}.shape[{axis}]")
-        ws_dtypes = sorted({s.type.dtype for s in self.slots.items})
+        self.ws_dtypes = sorted({s.type.dtype for s in self.slots.items})
         if self.slots.items:
-            head.comment("buffers: carved from the workspace once per call, reused by every iteration")
-            for dt in ws_dtypes:
+            head.comment("workspace layout: each buffer's offset, fixed for the whole call")
+            for dt in self.ws_dtypes:
                 head.line(f"at_{dt} = 0")
             for s in self.slots.items:
                 dt = s.type.dtype
-                size = size_code(dict([size_terms(s.type.shape)[::-1]]), self.dim)
-                view = f"ws_{dt}[at_{dt}:at_{dt} + {size}]"
-                if s.type.rank != 1:
-                    view += f".reshape({shape_code(s.type.shape, self.dim)})"
-                head.line(f"{s.name} = {view}")
-                head.line(f"at_{dt} += {size}")
-        args = in_names + out_args + [f"ws_{dt}" for dt in ws_dtypes]
+                head.line(f"{s.name} = at_{dt}")
+                head.line(f"at_{dt} += {self.size(s.type.shape)}")
+        self.dim_args = [self.dims[s] for s in fn.symbols()]
+        args = in_names + out_args + [f"ws_{dt}" for dt in self.ws_dtypes] + self.dim_args
         src = Writer()
-        src.line('@njit(error_model="numpy", cache=CACHE)')
+        src.line('@njit(error_model="numpy", nogil=True, cache=CACHE)')
         src.line(f"def {name}({', '.join(args)}):")
         src.lines += head.lines + body.lines
-        self.ws_dtypes = ws_dtypes
         return src.text(), in_names, out_args
+
+    def _place(self, plan: BodyPlan) -> None:
+        """Locations of a body's slot and dest values (others are placed as they are emitted)."""
+        for v, kind in plan.storage.items():
+            if kind == "slot":
+                self.loc[v] = (f"ws_{v.type.dtype}", self.names(v))
+            elif kind == "dest" and plan.fn is self.fn:
+                self.loc[v] = (self.names(v), "0")
+        for sp in plan.scans.values():
+            self._place(sp.body)
 
     def ws_sizes(self) -> dict[str, str]:
         """Workspace size per dtype as code over the dims locals."""
@@ -165,7 +216,6 @@ class KernelWriter:
     # ---- bodies ----
     def emit_body(self, plan: BodyPlan) -> None:
         fusion = plan.fusion
-        self._plan = plan
         for e in plan.fn.eqns:
             if e in fusion.absorbed:
                 continue
@@ -177,6 +227,22 @@ class KernelWriter:
             self.span([e])
             getattr(self, f"emit_{e.prim}")(e, plan)
 
+    def _flat_ok(self, g: Group) -> bool:
+        """Can the nest run as one loop over all elements (every read at the same element)?"""
+        for e in g.members:
+            if e in g.sinks:
+                if e.prim == "sum_to" and tuple(e.params["shape"]) != g.domain:
+                    return False
+                if e.prim != "sum_to" and e.outs[0].type.rank != 0:
+                    return False
+                continue
+            if e.prim not in FLAT_OK:
+                return False
+            for a in e.ins:
+                if isinstance(a, Var) and a.type.rank and a.type.shape != g.domain:
+                    return False
+        return True
+
     def emit_group(self, g: Group, plan: BodyPlan) -> None:
         self.span(g.members)
         w = self.w
@@ -185,14 +251,26 @@ class KernelWriter:
         for s in g.sinks:
             v = s.outs[0]
             init = lit(0, v.type.dtype) if s.prim != "reduce_max" else lit(float("-inf"), v.type.dtype)
-            w.line(f"{self.names(v)} = {init}" if v.type.rank == 0 else f"{self.names(v)}[...] = {init}")
+            if v.type.rank == 0:
+                w.line(f"{self.names(v)} = {init}")
+            else:
+                base, off = self.loc[v]
+                w.line(f"fill_n({base}, {off}, {self.size(v.type.shape)}, {init})")
+                self.helpers.add("fill_n")
         depth = w.depth
-        for a in range(r):
-            w.line(f"for i{a} in range({self.dim(g.domain[a])}):")
+        flat = r > 1 and self._flat_ok(g)
+        if flat:
+            self._flat = idx
+            w.line(f"for i0 in range({self.size(g.domain)}):")
             w.depth += 1
+        else:
+            for a in range(r):
+                w.line(f"for i{a} in range({self.dim(g.domain[a])}):")
+                w.depth += 1
         local: dict[Var, str] = {}
+        cur: Eqn | None = None
 
-        def read(j, at_idx, e=None):
+        def read(j, at_idx):
             a = cur.ins[j]
             if isinstance(a, Var) and a in local:
                 return local[a]
@@ -211,11 +289,12 @@ class KernelWriter:
             elif plan.fusion.in_group_users.get(v, 0):
                 t = self.names.fresh(self.names(v) + "_e")
                 w.line(f"{t} = {code}")
-                w.line(f"{self.names(v)}[{', '.join(idx)}] = {t}")
+                self.store(v, idx, t)
                 local[v] = t
             else:
-                w.line(f"{self.names(v)}[{', '.join(idx)}] = {code}")
+                self.store(v, idx, code)
         w.depth = depth
+        self._flat = None
 
     def _sink(self, e: Eqn, g: Group, idx: list[str], local: dict) -> None:
         x, v = e.ins[0], e.outs[0]
@@ -231,57 +310,39 @@ class KernelWriter:
                 oidx = ["0" if a in axes else idx[a] for a in range(r)]
             else:
                 oidx = [idx[a] for a in range(r) if a not in axes]
-        tgt = self.names(v) + (f"[{', '.join(oidx)}]" if oidx else "")
-        if e.prim == "reduce_max":
-            self.w.line(f"{tgt} = np.maximum({tgt}, {val})")
+        if v.type.rank == 0:
+            tgt = self.names(v)
+            self.w.line(f"{tgt} = np.maximum({tgt}, {val})" if e.prim == "reduce_max" else f"{tgt} += {val}")
         else:
-            self.w.line(f"{tgt} += {val}")
+            cur = self.at(v, oidx)
+            self.store(v, oidx, f"np.maximum({cur}, {val})" if e.prim == "reduce_max" else f"{cur} + {val}")
 
     # ---- standalone kernels ----
-    def _operand(self, a: Var, plan: BodyPlan) -> tuple[str, bool]:
-        """(name, transposed): a matmul operand, reading through an absorbed transpose."""
+    def _operand(self, a: Var, plan: BodyPlan) -> tuple[tuple[str, str], bool]:
+        """(location, transposed): a matmul operand, reading through an absorbed transpose."""
         for t, (src, _) in plan.fusion.absorbed.items():
             if t.outs[0] is a:
-                return self.names(src), True
-        return self.names(a), False
+                return self.loc[src], True
+        return self.loc[a], False
 
     def emit_matmul(self, e: Eqn, plan: BodyPlan) -> None:
         a, b = e.ins
-        out = self.names(e.outs[0])
-        (an, at), (bn, bt) = self._operand(a, plan), self._operand(b, plan)
+        (al, at), (bl, bt) = self._operand(a, plan), self._operand(b, plan)
         m, kk = (self.dim(d) for d in a.type.shape)
         n = self.dim(b.type.shape[1])
-        zero = lit(0, e.outs[0].type.dtype)
-        A = (lambda i, q: f"{an}[{q}, {i}]") if at else (lambda i, q: f"{an}[{i}, {q}]")
-        w = self.w
-        if bt:          # B = W^T: rows of A against rows of W, a dot product per element
-            Bt = lambda q, j: f"{bn}[{j}, {q}]"
-            with w.block(f"for i0 in range({m}):"):
-                with w.block(f"for i1 in range({n}):"):
-                    s = self.names.fresh("acc")
-                    w.line(f"{s} = {zero}")
-                    with w.block(f"for i2 in range({kk}):"):
-                        w.line(f"{s} += {A('i0', 'i2')} * {Bt('i2', 'i1')}")
-                    w.line(f"{out}[i0, i1] = {s}")
-            return
-        # B in row-major: broadcast one element of A along a row of B (vectorises over j)
-        s = self.names.fresh("a_iq")
-        w.line(f"{out}[...] = {zero}")
-        outer, inner = ("i2", "i0") if at else ("i0", "i2")
-        bounds = {"i0": m, "i2": kk}
-        with w.block(f"for {outer} in range({bounds[outer]}):"):
-            with w.block(f"for {inner} in range({bounds[inner]}):"):
-                w.line(f"{s} = {A('i0', 'i2')}")
-                with w.block(f"for i1 in range({n}):"):
-                    w.line(f"{out}[i0, i1] += {s} * {bn}[i2, i1]")
+        helper = f"mm_{'t' if at else 'n'}{'t' if bt else 'n'}"
+        self.helpers.add(helper)
+        ol = self.loc[e.outs[0]]
+        self.w.line(f"{helper}({al[0]}, {al[1]}, {bl[0]}, {bl[1]}, {ol[0]}, {ol[1]}, {m}, {kk}, {n})")
 
     def emit_solve(self, e: Eqn, plan: BodyPlan) -> None:
         lu, piv = plan.lu[e]
         self.helpers.add("lu_solve")
-        out = self.names(e.outs[0])
-        self.w.line(f"{lu}[...] = {self.atom(e.ins[0])}")
-        self.w.line(f"{out}[...] = {self.atom(e.ins[1])}")
-        self.w.line(f"lu_solve({lu}, {out}, {piv})")
+        a, b = (self.loc[x] for x in e.ins)
+        o = self.loc[e.outs[0]]
+        n, m = (self.dim(d) for d in e.ins[1].type.shape)
+        dt = e.ins[0].type.dtype
+        self.w.line(f"lu_solve({a[0]}, {a[1]}, {b[0]}, {b[1]}, {o[0]}, {o[1]}, ws_{dt}, {lu}, ws_i64, {piv}, {n}, {m})")
 
     def emit_argmax(self, e: Eqn, plan: BodyPlan) -> None:
         x, v = e.ins[0], e.outs[0]
@@ -307,19 +368,22 @@ class KernelWriter:
             with w.block(f"if {val} > {best} or ({val} != {val} and {best} == {best}):"):
                 w.line(f"{best} = {val}")
                 w.line(f"{bi} = {t}")
-        tgt = self.names(v) + (f"[{', '.join(oidx)}]" if oidx else "")
-        w.line(f"{tgt} = {bi}")
+        if v.type.rank == 0:
+            w.line(f"{self.names(v)} = {bi}")
+        else:
+            self.store(v, oidx, bi)
         w.depth = depth
 
     def emit_reshape(self, e: Eqn, plan: BodyPlan) -> None:
         x, v = e.ins[0], e.outs[0]
-        name = self.names(v)
         if v.type.rank == 0:
-            self.w.line(f"{name} = {self.at(x, ['0'] * x.type.rank)}")
+            self.w.line(f"{self.names(v)} = {self.at(x, ['0'] * x.type.rank)}")
         elif x.type.rank == 0:
-            self.w.line(f"{name}[{', '.join(['0'] * v.type.rank)}] = {self.atom(x)}")
+            self.store(v, ["0"] * v.type.rank, self.atom(x))
+        elif plan.storage[v] in ("slot", "dest") and v in self.loc:
+            self.copy(self.loc[v], x)
         else:
-            self.w.line(f"{name} = {self.names(x)}.reshape({shape_code(v.type.shape, self.dim)})")
+            self.loc[v] = self.loc[x]       # same elements, same order: no code at all
 
     def emit_scan(self, e: Eqn, plan: BodyPlan) -> None:
         sp: ScanPlan = plan.scans[e]
@@ -332,50 +396,63 @@ class KernelWriter:
         for bv, a in zip(b_consts, consts):
             if isinstance(a, Var):
                 self.names.bind(bv, self.names(a))
+                if a.type.rank:
+                    self.loc[bv] = self.loc[a]
             else:
                 w.line(f"{self.names(bv)} = {self.atom(a)}")
         carry_outs = body.outs[:nk]
         for i, (c, init) in enumerate(zip(b_carry, inits)):
             cn, mode = self.names(c), sp.modes[i]
+            if c.type.rank:
+                self.loc[c] = (f"ws_{c.type.dtype}", cn)
             if mode in ("swap", "stage"):
                 buf0, buf1 = sp.spare[i]
                 w.line(f"{cn} = {buf0}")
-                w.line(f"{cn}[...] = {self.atom(init)}")
+                self.copy(self.loc[c], init)
                 other = self.names(carry_outs[i]) if mode == "swap" else self._spare_name(c)
                 w.line(f"{other} = {buf1}")
+            elif mode == "rebind":
+                # the carry only ever points at ys rows in the workspace: start from a copy
+                w.line(f"{cn} = {sp.spare[i][0]}")
+                self.copy(self.loc[c], init)
             else:
                 w.line(f"{cn} = {self.atom(init)}")
         k = self.names.fresh("k")
         rng = f"range({length} - 1, -1, -1)" if e.params.get("reverse") else f"range({length})"
-        ys_bufs = [self.names(v) for v in e.outs[nk:]]
+        ys_out = e.outs[nk:]
         depth = w.depth
         w.line(f"for {k} in {rng}:")
         w.depth += 1
         for bv, x in zip(b_xs, xs):
-            w.line(f"{self.names(bv)} = {self.names(x)}[{k}]")
+            base, off = self.loc[x]
+            row = self.size(bv.type.shape)
+            if bv.type.rank == 0:
+                w.line(f"{self.names(bv)} = ld({base}, {_plus(off, k)})")
+            else:
+                w.line(f"{self.names(bv)} = {_plus(off, f'{k} * {row}')}")
+                self.loc[bv] = (base, self.names(bv))
         ys_outs = body.outs[nk:]
         dest_rows = set()
         for j, y in enumerate(ys_outs):
             if isinstance(y, Var) and sp.body.storage.get(y) == "dest" and y not in dest_rows:
                 dest_rows.add(y)
-                w.line(f"{self.names(y)} = {ys_bufs[j]}[{k}]")
+                base, off = self.loc[ys_out[j]]
+                w.line(f"{self.names(y)} = {_plus(off, f'{k} * {self.size(y.type.shape)}')}")
+                self.loc[y] = (base, self.names(y))
         saved_span, self._span = self._span, None
         self.emit_body(sp.body)
-        self._plan = plan
         self._span = saved_span
         seen = set()
         for j, y in enumerate(ys_outs):
             if isinstance(y, Var) and y in dest_rows and y not in seen:
                 seen.add(y)
                 continue
-            if y.type.rank == 0:
-                w.line(f"{ys_bufs[j]}[{k}] = {self.atom(y)}")
-            else:
-                w.line(f"{ys_bufs[j]}[{k}][...] = {self.atom(y)}")
+            base, off = self.loc[ys_out[j]]
+            self.copy((base, _plus(off, f"{k} * {self.size(y.type.shape)}")), y)
         scalars_c, scalars_o = [], []
         for i, (c, o) in enumerate(zip(b_carry, carry_outs)):
             if sp.modes[i] == "stage":
-                w.line(f"{self._spare_name(c)}[...] = {self.atom(o)}")
+                self.copy(self.loc_of_spare(c), o)
         for i, (c, o) in enumerate(zip(b_carry, carry_outs)):
             cn, mode = self.names(c), sp.modes[i]
             if mode == "swap":
@@ -393,6 +470,8 @@ class KernelWriter:
         w.depth = depth
         for v, c in zip(e.outs[:nk], b_carry):
             w.line(f"{self.names(v)} = {self.names(c)}")
+            if c.type.rank:
+                self.loc[v] = (f"ws_{c.type.dtype}", self.names(v))
 
     def _spare_name(self, c: Var) -> str:
         if not hasattr(self, "_spares"):
@@ -401,6 +480,5 @@ class KernelWriter:
             self._spares[c] = self.names.fresh(self.names(c) + "_next")
         return self._spares[c]
 
-    # scalar-only or trivially handled primitives that are not pointwise
-    def emit_call(self, e: Eqn, plan: BodyPlan) -> None:   # pragma: no cover - inlined before lowering
-        raise AssertionError("calls are inlined before lowering")
+    def loc_of_spare(self, c: Var) -> tuple[str, str]:
+        return (f"ws_{c.type.dtype}", self._spare_name(c))

@@ -19,7 +19,6 @@ from metacc.backend.inline import inline_calls
 from metacc.backend.literals import NP_NAME, lit
 from metacc.backend.lower import KernelWriter, shape_code
 from metacc.backend.naming import sanitize
-from metacc.backend.prelude import prelude
 from metacc.backend.writer import Writer
 from metacc.errors import InternalError
 from metacc.ir.core import Func
@@ -31,13 +30,12 @@ HEADER = '''"""metacc kernels for {what}.
 
 Generated code: edit the .meta source, not this file.
 """
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from metacc.runtime import threads
 
 CACHE = True
-
-
 '''
 
 
@@ -59,10 +57,15 @@ def lower(fn: Func, batched: list[bool] | None = None, reduce: list[str] | None 
     name = sanitize(fn.name)
     kw = KernelWriter(fn)
     task_src, in_names, out_args = kw.task(name)
-    parts = [HEADER.format(what=fn.name), prelude(kw.helpers), task_src, "\n",
+    helpers = sorted(kw.helpers | {"ld", "st"})
+    imports = f"from metacc.runtime.helpers import {', '.join(helpers)}\n\n\n"
+    parts = [HEADER.format(what=fn.name), imports, task_src, "\n",
              _ws_fn(kw, name), "\n", _call_fn(kw, name, in_names)]
+    entries = [f"ENTRY_CALL = {name}_call"]
     if batched is not None:
         parts += ["\n", _batched_fn(kw, name, in_names, batched, reduce or ["mean"] * len(fn.outs))]
+        entries.append(f"ENTRY_BATCHED = {name}_batched")
+    parts += ["\n\n# entry points, under fixed names for the runtime\n", "\n".join(entries), "\n"]
     return Lowered("".join(parts), name, fn)
 
 
@@ -82,19 +85,17 @@ def _dims_lines(w: Writer, kw: KernelWriter, names: list[str], offset: list[int]
 
 def _ws_fn(kw: KernelWriter, name: str) -> str:
     w = Writer()
-    w.line("@njit(cache=CACHE)")
-    dims = [kw.dims[s] for s in kw.fn.symbols()]
     sizes = kw.ws_sizes()
-    with w.block(f"def {name}_ws({', '.join(dims)}):"):
+    with w.block(f"def {name}_ws({', '.join(kw.dim_args)}):"):
+        w.line(f'"""Workspace elements per dtype ({", ".join(kw.ws_dtypes) or "none"})."""')
         w.line(f"return ({''.join(sizes[dt] + ', ' for dt in kw.ws_dtypes)})")
     return w.text()
 
 
 def _alloc_ws(w: Writer, kw: KernelWriter, name: str, lead: str | None) -> list[str]:
-    dims = [kw.dims[s] for s in kw.fn.symbols()]
     if not kw.ws_dtypes:
         return []
-    w.line(f"sizes = {name}_ws({', '.join(dims)})")
+    w.line(f"sizes = {name}_ws({', '.join(kw.dim_args)})")
     ws = []
     for j, dt in enumerate(kw.ws_dtypes):
         shape = f"({lead}, sizes[{j}])" if lead else f"sizes[{j}]"
@@ -104,23 +105,26 @@ def _alloc_ws(w: Writer, kw: KernelWriter, name: str, lead: str | None) -> list[
 
 
 def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
+    """Plain Python entry for one call: it reads the dims, allocates outputs and
+    workspace and passes everything flat (a jitted wrapper would compile the
+    kernel a second time, inlined into it)."""
     fn = kw.fn
     w = Writer()
-    w.line('@njit(error_model="numpy", cache=CACHE)')
     with w.block(f"def {name}_call({', '.join(in_names)}):"):
         _dims_lines(w, kw, in_names, [0] * len(in_names))
         outs = []
-        for j, a in enumerate(fn.outs):
+        for a in fn.outs:
             if a.type.rank:
                 o = kw.out_args[len(outs)]
                 outs.append(o)
-                w.line(f"{o} = np.empty({shape_code(a.type.shape, kw.dim)}, {NP_NAME[a.type.dtype]})")
+                w.line(f"{o} = np.empty({kw.size(a.type.shape)}, {NP_NAME[a.type.dtype]})")
         ws = _alloc_ws(w, kw, name, None)
-        w.line(f"r = {name}({', '.join(in_names + outs + ws)})")
+        flat = [f"{n}.reshape(-1)" if v.type.rank else n for n, v in zip(in_names, fn.ins)]
+        w.line(f"r = {name}({', '.join(flat + outs + ws + kw.dim_args)})")
         res, ai, si = [], 0, 0
         for a in fn.outs:
             if a.type.rank:
-                res.append(outs[ai])
+                res.append(f"{outs[ai]}.reshape({shape_code(a.type.shape, kw.dim)})")
                 ai += 1
             else:
                 res.append(f"r[{si}]")
@@ -131,6 +135,10 @@ def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
 
 def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[bool],
                 reduce: list[str]) -> str:
+    """Plain Python: workers (threads; the kernel releases the GIL) each run
+    their share of the tasks in their own workspace, each task writing its
+    own row of [tasks, ...] result buffers; rows are then combined in task
+    order, so the result does not depend on the number of threads."""
     fn = kw.fn
     if len(batched) != len(fn.ins) or not any(batched):
         raise InternalError(f"lower_batched({fn.name}): need one flag per input ({len(fn.ins)}), "
@@ -140,53 +148,45 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
     for a, r in zip(fn.outs, reduce):
         if r != "stack" and not a.type.is_float:
             raise InternalError(f"lower_batched({fn.name}): cannot {r} a {a.type.dtype} output")
+    per_task = [f"per_task{j}" for j in range(len(fn.outs))]
     w = Writer()
-    w.line('@njit(parallel=True, error_model="numpy", cache=CACHE)')
     with w.block(f"def {name}_batched({', '.join(in_names)}):"):
         first = next(j for j, b in enumerate(batched) if b)
         w.line(f"n_tasks = {in_names[first]}.shape[0]")
         _dims_lines(w, kw, in_names, [1 if b else 0 for b in batched])
-        w.comment("per-task results, one row per task")
-        per_task = []
         for j, a in enumerate(fn.outs):
-            o = f"per_task{j}"
-            per_task.append(o)
-            w.line(f"{o} = np.empty({shape_code((-1,) + a.type.shape, lambda d: 'n_tasks' if d == -1 else kw.dim(d))}, "
-                   f"{NP_NAME[a.type.dtype]})")
-        w.comment("one workspace per worker; tasks are dealt round-robin to workers")
-        w.line("n_workers = min(numba.get_num_threads(), n_tasks)")
+            shape = "n_tasks" if a.type.rank == 0 else f"(n_tasks, {kw.size(a.type.shape)})"
+            w.line(f"{per_task[j]} = np.empty({shape}, {NP_NAME[a.type.dtype]})")
+        w.line("n_workers = threads.n_workers(n_tasks)")
         ws = _alloc_ws(w, kw, name, "n_workers")
-        with w.block("for worker in prange(n_workers):"):
+        for n, v, b in zip(in_names, fn.ins, batched):
+            if v.type.rank:
+                w.line(f"{n} = {n}.reshape(n_tasks, -1)" if b else f"{n} = {n}.reshape(-1)")
+        w.line("")
+        with w.block("def work(worker):"):
             with w.block("for task in range(worker, n_tasks, n_workers):"):
                 args = [f"{n}[task]" if bt else n for n, bt in zip(in_names, batched)]
                 args += [f"{o}[task]" for o, a in zip(per_task, fn.outs) if a.type.rank]
                 args += [f"{x}[worker]" for x in ws]
-                w.line(f"r = {name}({', '.join(args)})")
+                w.line(f"r = {name}({', '.join(args + kw.dim_args)})")
                 si = 0
                 for o, a in zip(per_task, fn.outs):
                     if not a.type.rank:
                         w.line(f"{o}[task] = r[{si}]")
                         si += 1
-        w.comment("reduce over tasks in task order: the same sum for any thread count")
+        w.line("")
+        w.line("threads.run(work, n_workers)")
         res = []
         for j, (a, r) in enumerate(zip(fn.outs, reduce)):
+            shape = shape_code(((-1,) if r == "stack" else ()) + a.type.shape,
+                               lambda d: "n_tasks" if d == -1 else kw.dim(d))
             if r == "stack":
-                res.append(per_task[j])
+                res.append(f"{per_task[j]}.reshape({shape})")
                 continue
-            o = f"over_tasks{j}"
-            res.append(o)
-            dt = a.type.dtype
-            if a.type.rank == 0:
-                w.line(f"{o} = {lit(0, dt)}")
-                with w.block("for task in range(n_tasks):"):
-                    w.line(f"{o} += {per_task[j]}[task]")
-                if r == "mean":
-                    w.line(f"{o} = {o} / {NP_NAME[dt]}(n_tasks)")
-            else:
-                w.line(f"{o} = np.zeros({shape_code(a.type.shape, kw.dim)}, {NP_NAME[dt]})")
-                with w.block("for task in range(n_tasks):"):
-                    w.line(f"{o} += {per_task[j]}[task]")
-                if r == "mean":
-                    w.line(f"{o} /= {NP_NAME[dt]}(n_tasks)")
+            # summed row after row, in task order
+            total = f"{per_task[j]}.sum(axis=0)"
+            if r == "mean":
+                total = f"({total} / {NP_NAME[a.type.dtype]}(n_tasks))"
+            res.append(f"{total}.reshape({shape})" if a.type.rank else total)
         w.line(f"return ({', '.join(res)}{',' if len(res) == 1 else ''})")
     return w.text()

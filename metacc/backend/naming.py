@@ -10,6 +10,7 @@ import keyword
 import re
 
 from metacc.ir.core import Var
+from metacc.runtime.helpers import NAMES as HELPERS
 from metacc.ir.printer import Names
 
 # Names the generated code uses for itself: modules, helpers, loop indices,
@@ -19,9 +20,8 @@ RESERVED = frozenset({
     "tuple", "print", "at", "ValueError", "n_tasks", "n_workers", "worker", "task", "sizes",
 } | {f"i{d}" for d in range(16)}
   | {f"{p}_{t}" for p in ("ws", "at") for t in ("f32", "f64", "i64", "bool", "key")}
-  | {f"{h}_{t}" for h in ("sigmoid", "softplus", "uniform", "normal") for t in ("f32", "f64")}
   | {f"{p}{j}" for p in ("per_task", "over_tasks") for j in range(256)}
-  | {"mix", "fold", "uniform53", "lu_solve", "GOLDEN", "M1", "M2", "CACHE", "r"})
+  | set(HELPERS) | {"CACHE", "r", "i"})
 
 
 def sanitize(name: str) -> str:

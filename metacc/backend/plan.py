@@ -1,17 +1,18 @@
 """Buffer planning: where every value of a function (and of its scan bodies) lives.
 
-Storage kinds:
+Storage kinds (arrays are addressed as (1-D array, offset), row-major):
   scalar   rank 0: a Python local
   local    a fused member never stored: a scalar local inside its loop nest
-  slot     a buffer carved from the workspace once per call, reused by every
-           iteration of any loop around it
+  slot     a region of the workspace, laid out once per call and reused by
+           every iteration of any loop around it (its local is the offset)
   dest     written straight into its final place: an output argument of the
            kernel, or row k of a scan's stacked `ys` buffer
-  alias    no storage of its own: an input, a reshape view, a scan's final carry
+  alias    no storage of its own: an input, a reshape (same memory, same
+           layout), a scan's final carry, a row of a scan's xs
   absorbed a transpose read in place by its matmul
 
 Scan carries rotate between buffers instead of being copied (mode per carry):
-  swap     the body computes the new carry into its own slot: swap the two names
+  swap     the body computes the new carry into its own slot: swap the two offsets
   rebind   the new carry is also a `ys` row: just point the carry at that row
   stage    anything else (the carry passes an input through, or one value feeds
            two carries): copy into a spare buffer, then swap with it
@@ -90,7 +91,9 @@ def plan_body(fn: Func, names: CodeNames, slots: Slots, dest_outs: list) -> Body
     defined_by: dict[Var, Eqn] = {v: e for e in fn.eqns for v in e.outs}
     dest_set: set[Var] = set()
     for a in dest_outs:
-        if isinstance(a, Var) and a in defined_by and a not in dest_set and _owns(defined_by[a], a, fusion):
+        # a scan's stacked ys stay in the workspace: its carries may point into them
+        if (isinstance(a, Var) and a in defined_by and a not in dest_set and defined_by[a].prim != "scan"
+                and _owns(defined_by[a], a, fusion)):
             dest_set.add(a)
     for v in fn.ins:
         storage[v] = "scalar" if v.type.rank == 0 else "alias"
@@ -145,7 +148,9 @@ def _plan_scan(e: Eqn, names: CodeNames, slots: Slots) -> ScanPlan:
                           slots.add(names.fresh(names(o) + "_buf"), c.type)))
         elif unique and kind == "dest":
             modes.append("rebind")
-            spare.append(())
+            # the carry starts from a workspace copy of its initial value, so
+            # that it only ever points into the workspace
+            spare.append((slots.add(names.fresh(names(c) + "_buf"), c.type),))
         else:
             modes.append("stage")
             spare.append((slots.add(names.fresh(names(c) + "_buf"), c.type),

@@ -1,0 +1,231 @@
+"""Compiled helpers that generated kernels call: one copy, cached once per machine.
+
+Numba spends tens of milliseconds compiling every loop nest it meets, but a
+call to an already compiled function costs it only a few; so the kernels
+call these for matmuls, copies, fills and solves instead of spelling the
+loops out each time, and spell out only the fused elementwise loops that are
+particular to one program.
+
+Every array here is 1-D: kernels address their buffers as (array, offset)
+with row-major layout (see metacc.backend.lower).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+OPTS = dict(cache=True, error_model="numpy")
+
+
+# Unchecked element access. Numba's `a[i]` also accepts negative i, which puts a
+# select on every access; LLVM cannot prove `off + i0 * 40 + i1` non-negative,
+# so the select stays in the loop and the loop does not vectorise (a 10x40x40
+# matmul took 26 us through `a[i]`, 4 us through these).
+
+@intrinsic
+def ld(typingctx, arr, idx):
+    """arr[idx] for 0 <= idx < arr.size, without the negative-index fix-up."""
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        return builder.load(builder.gep(ary.data, [args[1]], inbounds=True))
+    return arr.dtype(arr, idx), codegen
+
+
+@intrinsic
+def st(typingctx, arr, idx, val):
+    """arr[idx] = val (converted to arr's dtype) for 0 <= idx < arr.size."""
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        v = context.cast(builder, args[2], sig.args[2], sig.args[0].dtype)
+        builder.store(v, builder.gep(ary.data, [args[1]], inbounds=True))
+        return context.get_dummy_value()
+    return types.void(arr, idx, val), codegen
+
+
+@njit(**OPTS)
+def copy_n(dst, d, src, s, n):
+    for i in range(n):
+        st(dst, d + i, ld(src, s + i))
+
+
+@njit(**OPTS)
+def fill_n(dst, d, n, value):
+    for i in range(n):
+        st(dst, d + i, value)
+
+
+@njit(**OPTS)
+def mm_nn(a, ao, b, bo, out, oo, m, kk, n):
+    """out[m, n] = a[m, kk] @ b[kk, n]: a row of b per element of a (vectorises over n)."""
+    for i in range(m):
+        r = oo + i * n
+        for j in range(n):
+            st(out, r + j, 0)
+        for q in range(kk):
+            aiq = ld(a, ao + i * kk + q)
+            bq = bo + q * n
+            for j in range(n):
+                st(out, r + j, ld(out, r + j) + aiq * ld(b, bq + j))
+
+
+@njit(**OPTS)
+def mm_tn(x, xo, b, bo, out, oo, m, kk, n):
+    """out[m, n] = transpose(x) @ b with x stored as [kk, m] (the adjoint of a weight)."""
+    for i in range(m * n):
+        st(out, oo + i, 0)
+    for q in range(kk):
+        bq = bo + q * n
+        for i in range(m):
+            xqi = ld(x, xo + q * m + i)
+            r = oo + i * n
+            for j in range(n):
+                st(out, r + j, ld(out, r + j) + xqi * ld(b, bq + j))
+
+
+@njit(**OPTS)
+def transpose_n(src, so, dst, do, rows, cols):
+    """dst[cols, rows] = transpose(src[rows, cols])."""
+    for r in range(rows):
+        for c in range(cols):
+            st(dst, do + c * rows + r, ld(src, so + r * cols + c))
+
+
+@njit(**OPTS)
+def mm_nt(a, ao, w, wo, out, oo, m, kk, n):
+    """out[m, n] = a @ transpose(w) with w stored as [n, kk].
+
+    Transposing w first (into a small temporary) and running the row-major
+    product beats dot products per element, which do not vectorise without
+    reassociating sums (2.5x at 10x40x40)."""
+    wt = np.empty(kk * n, w.dtype)
+    transpose_n(w, wo, wt, 0, n, kk)
+    mm_nn(a, ao, wt, 0, out, oo, m, kk, n)
+
+
+@njit(**OPTS)
+def mm_tt(x, xo, w, wo, out, oo, m, kk, n):
+    """out[m, n] = transpose(x) @ transpose(w), x stored as [kk, m], w as [n, kk]."""
+    wt = np.empty(kk * n, w.dtype)
+    transpose_n(w, wo, wt, 0, n, kk)
+    mm_tn(x, xo, wt, 0, out, oo, m, kk, n)
+
+
+@njit(**OPTS)
+def lu_solve(a, ao, b, bo, out, oo, lu, lo, piv, po, n, m):
+    """out[n, m] = solve(a[n, n], b[n, m]) by LU with partial pivoting; lu and piv are scratch."""
+    A = lu[lo:lo + n * n].reshape((n, n))
+    X = out[oo:oo + n * m].reshape((n, m))
+    A[:, :] = a[ao:ao + n * n].reshape((n, n))
+    X[:, :] = b[bo:bo + n * m].reshape((n, m))
+    for c in range(n):
+        p = c
+        best = np.abs(A[c, c])
+        for r in range(c + 1, n):
+            v = np.abs(A[r, c])
+            if v > best:
+                best = v
+                p = r
+        if best == 0 or best != best:
+            raise ValueError("metacc: solve: the matrix is singular")
+        piv[po + c] = p
+        if p != c:
+            for j in range(n):
+                A[c, j], A[p, j] = A[p, j], A[c, j]
+            for j in range(m):
+                X[c, j], X[p, j] = X[p, j], X[c, j]
+        inv = A[c, c]
+        for r in range(c + 1, n):
+            f = A[r, c] / inv
+            A[r, c] = f
+            for j in range(c + 1, n):
+                A[r, j] -= f * A[c, j]
+            for j in range(m):
+                X[r, j] -= f * X[c, j]
+    for c in range(n - 1, -1, -1):
+        inv = A[c, c]
+        for j in range(m):
+            s = X[c, j]
+            for r in range(c + 1, n):
+                s -= A[c, r] * X[r, j]
+            X[c, j] = s / inv
+
+
+# ---- scalar functions, one per float dtype so that float32 stays float32 ----
+
+@njit(**OPTS)
+def sigmoid_f64(x):
+    e = np.exp(-np.abs(x))          # exp of a non-positive number only: stable in both tails
+    return 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)
+
+
+@njit(**OPTS)
+def sigmoid_f32(x):
+    e = np.exp(-np.abs(x))
+    one = np.float32(1.0)
+    return one / (one + e) if x >= np.float32(0.0) else e / (one + e)
+
+
+@njit(**OPTS)
+def softplus_f64(x):
+    # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), as np.logaddexp(x, 0)
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+@njit(**OPTS)
+def softplus_f32(x):
+    return np.maximum(x, np.float32(0.0)) + np.log1p(np.exp(-np.abs(x)))
+
+
+# ---- counter-based random numbers: metacc.ir.rng, bit for bit ----
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+M1 = np.uint64(0xBF58476D1CE4E5B9)
+M2 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True)
+def mix(z):
+    z = z + GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * M1
+    z = (z ^ (z >> np.uint64(27))) * M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def fold(key, data):
+    return mix(np.uint64(key) ^ mix(np.uint64(data)))
+
+
+@njit(cache=True)
+def uniform53(key, counter):
+    bits = mix(np.uint64(key) ^ mix(np.uint64(counter)))
+    return np.float64(bits >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def uniform_f64(key, counter):
+    return uniform53(key, counter)
+
+
+@njit(cache=True)
+def uniform_f32(key, counter):
+    return np.float32(uniform53(key, counter))
+
+
+@njit(**OPTS)
+def normal_f64(key, counter):
+    # Box-Muller on counters 2j and 2j + 1, in float64 like metacc.ir.rng
+    u1 = uniform53(key, 2 * counter)
+    u2 = uniform53(key, 2 * counter + 1)
+    return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
+
+
+@njit(**OPTS)
+def normal_f32(key, counter):
+    return np.float32(normal_f64(key, counter))
+
+
+NAMES = ("ld", "st", "copy_n", "transpose_n", "fill_n", "mm_nn", "mm_tn", "mm_nt", "mm_tt", "lu_solve", "sigmoid_f64",
+         "sigmoid_f32", "softplus_f64", "softplus_f32", "mix", "fold", "uniform53", "uniform_f64",
+         "uniform_f32", "normal_f64", "normal_f32")

@@ -1,0 +1,101 @@
+"""One compiled kernel: a function, a kind, its differentiated arguments and
+batch layout, from IR to a loaded Numba module (through the disk cache).
+
+Kinds (metacc.kernels): forward, grad (value and gradient), vjp, jvp, hvp;
+for a `meta` function the task arguments carry a leading task axis and every
+output is the mean over tasks, all in one parallel call.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from metacc.ad import expand
+from metacc.backend import lower
+from metacc.errors import MetaccError
+from metacc.ir.core import Func
+from metacc.kernels import kernel_ir
+from metacc.runtime.cache import Entry, entry_key
+
+_SINGULAR = re.compile(r"metacc: (.*)")
+
+
+class Kernel:
+    def __init__(self, source_key: str, fn_name: str, ir: Func, kind: str, wrt: tuple[int, ...],
+                 batched: tuple[bool, ...] | None, dtype: str, cache_dir: Path):
+        self.fn_name, self.base, self.kind, self.wrt, self.batched = fn_name, ir, kind, wrt, batched
+        self.source_key, self.dtype, self.cache_dir = source_key, dtype, cache_dir
+        self._ir: Func | None = None
+        self._mod = None
+        self._fresh = False          # built in this process (not loaded from the cache)
+        self._proven = False         # has run once
+
+    @property
+    def label(self) -> str:
+        b = "".join("b" if x else "s" for x in self.batched) if self.batched else "-"
+        return f"{self.fn_name}:{self.kind}:wrt={','.join(map(str, self.wrt))}:batch={b}"
+
+    def ir(self, stage: str = "simplified") -> Func:
+        if stage == "simplified" and self._ir is not None:
+            return self._ir
+        wrt = list(self.wrt) if self.kind != "forward" else None
+        out = kernel_ir(self.base, "meta_grad" if self.kind == "grad" and self.batched else self.kind,
+                        wrt, stage)
+        if stage == "simplified":
+            out = expand(out) if _needs_expand(out) else out
+            self._ir = out
+        return out
+
+    def source(self) -> str:
+        fn = self.ir()
+        if self.batched is None:
+            return lower(fn).source
+        return lower(fn, list(self.batched) + [False] * (len(fn.ins) - len(self.batched)),
+                     ["mean"] * len(fn.outs)).source
+
+    def module(self):
+        if self._mod is None:
+            key, parts = entry_key(self.source_key, self.label, self.dtype)
+            entry = Entry(self.cache_dir, key, parts)
+            self._entry = entry
+            mod = entry.load()
+            if mod is None:
+                mod = entry.store(self.source())
+                self._fresh = True
+            self._mod = mod
+        return self._mod
+
+    def __call__(self, args: list):
+        mod = self.module()
+        entry = mod.ENTRY_BATCHED if self.batched is not None else mod.ENTRY_CALL
+        try:
+            out = entry(*args)
+            self._proven = True
+            return out
+        except MetaccError:
+            raise
+        except ValueError as err:
+            m = _SINGULAR.match(str(err))
+            if m:
+                raise MetaccError(m.group(1), hint="add a ridge term (lam * eye(n)) to keep the "
+                                  "system well-posed") from None
+            raise
+        except Exception as err:  # noqa: BLE001
+            if self._fresh or self._proven:
+                raise
+            # a kernel loaded from the cache failed before running (damaged
+            # Numba cache files): rebuild it once from source
+            self._entry.discard(f"{type(err).__name__}: {err}")
+            self._mod = None
+            mod = self.module()
+            entry = mod.ENTRY_BATCHED if self.batched is not None else mod.ENTRY_CALL
+            return entry(*args)
+
+
+def _needs_expand(fn: Func) -> bool:
+    for e in fn.eqns:
+        if e.prim in ("grad", "argmin"):
+            return True
+        if any(_needs_expand(s) for s in e.subfuncs()):
+            return True
+    return False

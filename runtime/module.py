@@ -1,0 +1,283 @@
+"""What `metacc.compile` returns: parameter groups, task types and callable functions.
+
+    mod = metacc.compile("maml.meta")
+    theta = mod.Net.init(seed=0)                       # {'w1': array, ...}
+    loss = mod.mse(theta, x, y)
+    loss, g = mod.mse.value_and_grad(theta, x, y)      # g: {'w1': ..., ...}
+    hv = mod.mse.hvp(theta, x, y, v=direction)         # direction: a tree like theta
+    outs, out_dots = mod.mse.jvp(theta, x, y, tangents=direction)
+    outs, in_bars = mod.mse.vjp(theta, x, y, cotangent=1.0)
+    loss, g = mod.maml.value_and_grad(theta, tasks)    # tasks: leading task axis; means over tasks
+    print(mod.maml.source("grad"))                     # the generated Numba code
+
+Differentiated arguments default to the function's parameter groups
+(`wrt=("theta",)` picks others). The extra inputs of hvp/jvp/vjp are keyword
+arguments so that they can never be confused with the function's own.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from metacc.errors import MetaccError
+from metacc.frontend.diagnostics import did_you_mean
+from metacc.program import Arg, Function, ParamGroup, Program, TaskType
+from metacc.runtime.initializers import init_field
+from metacc.runtime.kernel import Kernel
+from metacc.runtime.trees import Dims, flatten_arg, unflatten
+
+STAGES = ("ir", "simplified", "numba")
+KERNELS = ("forward", "grad", "vjp", "jvp", "hvp")
+
+
+class ParamGroupHandle:
+    def __init__(self, group: ParamGroup, dtype: str | None):
+        self.group = group
+        self.name = group.name
+        self.fields = tuple(f.path for f in group.fields)
+        self._dtype = dtype
+
+    def init(self, seed: int = 0, dtype: str | None = None) -> dict[str, np.ndarray]:
+        """Fresh parameters from the group's initialisers (one generator seeded with `seed`)."""
+        rng = np.random.default_rng(seed)
+        out = {}
+        for f in self.group.fields:
+            dt = dtype or self._dtype or (f.type.dtype if f.type.is_float else "f64")
+            if dt not in ("f32", "f64"):
+                raise MetaccError(f"{self.name}.init: dtype must be 'f32' or 'f64'", found=repr(dtype))
+            out[f.path] = init_field(f, rng, dt if f.type.is_float else f.type.dtype, self.name)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<params {self.name}: {', '.join(f'{f.path}: {f.type}' for f in self.group.fields)}>"
+
+
+class TaskTypeHandle:
+    def __init__(self, task: TaskType):
+        self.task = task
+        self.name = task.name
+        self.fields = tuple(f.path for f in task.fields)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}: {', '.join(f'{f.path}: {f.type}' for f in self.task.fields)}>"
+
+
+class FunctionHandle:
+    def __init__(self, module: "Module", fn: Function):
+        self._m = module
+        self.fn = fn
+        self.name = fn.name
+        self.is_meta = fn.kind == "meta"
+        self._kernels: dict = {}
+
+    # ---- arguments ----
+    def _bind(self, args, kwargs) -> list:
+        fn = self.fn
+        if len(args) > len(fn.args):
+            raise MetaccError(f"{fn.name}() takes {len(fn.args)} arguments, got {len(args)}",
+                              expected=", ".join(a.name for a in fn.args))
+        values = list(args) + [_MISSING] * (len(fn.args) - len(args))
+        names = [a.name for a in fn.args]
+        for k, v in kwargs.items():
+            if k not in names:
+                raise MetaccError(f"{fn.name}() has no argument '{k}'", expected=", ".join(names),
+                                  hint=did_you_mean(k, names))
+            i = names.index(k)
+            if values[i] is not _MISSING:
+                raise MetaccError(f"{fn.name}(): argument '{k}' given twice")
+            values[i] = v
+        for i, a in enumerate(fn.args):
+            if values[i] is _MISSING:
+                if a.default is None:
+                    raise MetaccError(f"{fn.name}(): missing argument '{a.name}' ({a.type_name})",
+                                      expected=", ".join(names))
+                values[i] = a.default
+        return values
+
+    def _flatten(self, values) -> tuple[list, Dims]:
+        dims = Dims()
+        batch: list = [None, None]
+        flat = []
+        for a, v in zip(self.fn.args, values):
+            batched = self.is_meta and a.kind == "task"
+            flat += flatten_arg(a, v, dims, batch if batched else None)
+        if self.is_meta and batch[0] == 0:
+            raise MetaccError(f"{self.fn.name}: the task batch is empty", found=f"0 tasks in '{batch[1]}'")
+        return flat, dims
+
+    def _wrt(self, wrt) -> list[Arg]:
+        fn = self.fn
+        if wrt is None:
+            chosen = [a for a in fn.args if a.kind == "params"]
+            if not chosen:
+                raise MetaccError(f"{fn.name} has no parameter-group argument to differentiate",
+                                  hint="name the arguments with wrt=(...)")
+            return chosen
+        if isinstance(wrt, str):
+            wrt = (wrt,)
+        names = [a.name for a in fn.args]
+        out = []
+        for w in wrt:
+            if w not in names:
+                raise MetaccError(f"{fn.name}: wrt names unknown argument '{w}'", expected=", ".join(names),
+                                  hint=did_you_mean(w, names))
+            a = fn.arg(w)
+            if not all(f.type.is_float for f in a.leaves):
+                raise MetaccError(f"{fn.name}: cannot differentiate with respect to '{w}' ({a.type_name}): "
+                                  "it is not a float value")
+            out.append(a)
+        return out
+
+    def _leaf_ids(self, args: list[Arg]) -> tuple[int, ...]:
+        sl = self.fn.leaf_slices()
+        return tuple(i for a in args for i in range(sl[a.name].start, sl[a.name].stop))
+
+    def _extra(self, trees, wrt: list[Arg], what: str, dims: Dims) -> list:
+        """Tangents / directions / cotangents: one tree per differentiated argument."""
+        if len(wrt) == 1:
+            trees = (trees,)
+        elif not isinstance(trees, (tuple, list)) or len(trees) != len(wrt):
+            raise MetaccError(f"{self.fn.name}: {what} needs one tree per differentiated argument",
+                              expected=f"a tuple of {len(wrt)} ({', '.join(a.name for a in wrt)})",
+                              found=type(trees).__name__)
+        flat = []
+        for a, t in zip(wrt, trees):
+            flat += flatten_arg(a, t, dims, None, name=f"{what}[{a.name}]" if len(wrt) > 1 else what)
+        return flat
+
+    def kernel(self, kind: str, wrt: list[Arg] | None = None) -> Kernel:
+        if kind not in KERNELS:
+            raise MetaccError(f"unknown kernel '{kind}'", expected=", ".join(KERNELS),
+                              hint=did_you_mean(kind, KERNELS))
+        ids = self._leaf_ids(wrt) if (wrt and kind != "forward") else ()
+        key = (kind, ids)
+        if key not in self._kernels:
+            batched = None
+            if self.is_meta:
+                batched = tuple(a.kind == "task" for a in self.fn.args for _ in a.leaves)
+            self._kernels[key] = Kernel(self._m._key_text, self.fn.name, self.fn.ir, kind, ids, batched,
+                                        self._m.dtype or "declared", self._m.cache_dir)
+        return self._kernels[key]
+
+    # ---- results ----
+    def _result(self, leaves: list):
+        res = self.fn.result
+        return unflatten(res, [_out(x) for x in leaves])
+
+    def _trees(self, wrt: list[Arg], leaves: list):
+        out, k = [], 0
+        for a in wrt:
+            out.append(unflatten(a, [_out(x) for x in leaves[k:k + a.n_leaves]]))
+            k += a.n_leaves
+        return out[0] if len(out) == 1 else tuple(out)
+
+    # ---- calls ----
+    def __call__(self, *args, **kwargs):
+        flat, _ = self._flatten(self._bind(args, kwargs))
+        return self._result(list(self.kernel("forward")(flat)))
+
+    def value_and_grad(self, *args, wrt=None, **kwargs):
+        """(value, gradient): the gradient is a tree like the differentiated argument
+        (a tuple of trees when several are differentiated)."""
+        wrt_args = self._wrt(wrt)
+        if self.fn.result.kind != "tensor" or self.fn.result.leaves[0].type.rank != 0:
+            raise MetaccError(f"{self.fn.name} returns {self.fn.result.type_name}: grad needs a scalar value",
+                              hint="use vjp for functions with other results")
+        flat, _ = self._flatten(self._bind(args, kwargs))
+        outs = list(self.kernel("grad", wrt_args)(flat))
+        return _out(outs[0]), self._trees(wrt_args, outs[1:])
+
+    def grad(self, *args, wrt=None, **kwargs):
+        return self.value_and_grad(*args, wrt=wrt, **kwargs)[1]
+
+    def hvp(self, *args, v, wrt=None, **kwargs):
+        """Hessian-vector product H v of the (scalar) value, v a tree like the differentiated argument."""
+        return self.grad_and_hvp(*args, v=v, wrt=wrt, **kwargs)[1]
+
+    def grad_and_hvp(self, *args, v, wrt=None, **kwargs):
+        wrt_args = self._wrt(wrt)
+        flat, dims = self._flatten(self._bind(args, kwargs))
+        flat += self._extra(v, wrt_args, "v", dims)
+        outs = list(self.kernel("hvp", wrt_args)(flat))
+        n = len(self._leaf_ids(wrt_args))
+        return self._trees(wrt_args, outs[:n]), self._trees(wrt_args, outs[n:])
+
+    def jvp(self, *args, tangents, wrt=None, **kwargs):
+        """(outputs, output tangents) for input tangents of the differentiated arguments."""
+        wrt_args = self._wrt(wrt)
+        flat, dims = self._flatten(self._bind(args, kwargs))
+        flat += self._extra(tangents, wrt_args, "tangents", dims)
+        outs = list(self.kernel("jvp", wrt_args)(flat))
+        n = self.fn.result.n_leaves
+        return self._result(outs[:n]), self._result(outs[n:])
+
+    def vjp(self, *args, cotangent, wrt=None, **kwargs):
+        """(outputs, cotangents of the differentiated arguments) for an output cotangent."""
+        wrt_args = self._wrt(wrt)
+        flat, dims = self._flatten(self._bind(args, kwargs))
+        res = self.fn.result
+        if res.kind == "tensor" and res.leaves[0].type.rank == 0 and type(cotangent) in (int, float):
+            cotangent = float(cotangent)
+        flat += flatten_arg(res, cotangent, dims, None, name="cotangent")
+        outs = list(self.kernel("vjp", wrt_args)(flat))
+        n = res.n_leaves
+        return self._result(outs[:n]), self._trees(wrt_args, outs[n:])
+
+    def source(self, kernel: str = "forward", stage: str = "numba", wrt=None) -> str:
+        """The code of one kernel: 'numba' (generated source), 'simplified' or 'ir' (IR text)."""
+        if stage not in STAGES:
+            raise MetaccError(f"unknown stage '{stage}'", expected=", ".join(STAGES),
+                              hint=did_you_mean(stage, STAGES))
+        k = self.kernel(kernel, self._wrt(wrt) if kernel != "forward" else None)
+        if stage == "numba":
+            return k.source()
+        return str(k.ir(stage))
+
+    def __repr__(self) -> str:
+        sig = ", ".join(f"{a.name}: {a.type_name}" for a in self.fn.args)
+        return f"<{self.fn.kind} {self.fn.name}({sig}) -> {self.fn.result.type_name}>"
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+def _out(x):
+    """Scalars come back as NumPy scalars of their dtype, arrays as they are."""
+    return x if isinstance(x, np.ndarray) else np.asarray(x)[()]
+
+
+class Module:
+    """A compiled .meta program. Attributes: its params groups, task types and functions."""
+
+    def __init__(self, program: Program, key_text: str, dtype: str | None, cache_dir: Path):
+        self.program = program
+        self.dtype = dtype
+        self.cache_dir = cache_dir
+        self._key_text = key_text
+        self._items: dict[str, object] = {}
+        for name, g in program.groups.items():
+            self._items[name] = ParamGroupHandle(g, dtype)
+        for name, t in program.tasks.items():
+            self._items[name] = TaskTypeHandle(t)
+        for name, f in program.functions.items():
+            self._items[name] = FunctionHandle(self, f)
+
+    def __getattr__(self, name: str):
+        items = self.__dict__.get("_items", {})
+        if name in items:
+            return items[name]
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise MetaccError(f"the program has no params, task or function named '{name}'",
+                          expected=", ".join(items) or "(nothing declared)", hint=did_you_mean(name, items))
+
+    def __dir__(self):
+        return list(super().__dir__()) + list(self._items)
+
+    def __getitem__(self, name: str):
+        return self.__getattr__(name)

@@ -1,0 +1,158 @@
+"""Checking user arguments against a function's signature, and flattening them.
+
+Parameter groups travel as mappings `name -> array`, tasks as nested mappings
+`{'support': {'x': .., 'y': ..}, 'query': {...}}`, tensors as arrays or Python
+numbers. Every mistake is a `MetaccError` that names the argument (down to the
+field), says what was expected and what was given; nothing reaches a kernel
+unchecked, because a kernel indexing a wrong-shaped array would read garbage.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from metacc.errors import MetaccError
+from metacc.ir.types import NUMPY_DTYPE, TensorType
+from metacc.program import Arg, Field
+
+
+def describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} array of shape {value.shape}"
+    if isinstance(value, Mapping):
+        return f"a mapping with fields {sorted(map(str, value))}"
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+class Dims:
+    """Symbolic dims bound by the arguments of one call (first binding wins)."""
+
+    def __init__(self):
+        self.size: dict[str, int] = {}
+        self.where: dict[str, str] = {}
+
+    def bind(self, sym: str, size: int, where: str, t: TensorType, value) -> None:
+        if sym not in self.size:
+            self.size[sym] = size
+            self.where[sym] = where
+        elif self.size[sym] != size:
+            raise MetaccError(f"argument '{where}': dim {sym} is {size} here but {self.size[sym]} "
+                              f"in '{self.where[sym]}'",
+                              expected=f"{t} with {sym} = {self.size[sym]}", found=describe(value),
+                              hint=f"every use of {sym} in one call must have the same size")
+
+
+def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> np.ndarray:
+    """One array (or number) checked against its type; batch=[B or None] adds a leading task axis."""
+    want = NUMPY_DTYPE[t.dtype]
+    lead = 1 if batch is not None else 0
+    expect = f"{t}" if batch is None else f"{t.dtype}[tasks{''.join(', ' + str(d) for d in t.shape)}]"
+    if isinstance(value, Mapping):
+        raise MetaccError(f"argument '{where}' should be an array, not a mapping",
+                          expected=expect, found=describe(value))
+    if type(value) in (float, int, bool) and lead == 0 and t.rank == 0:
+        if t.dtype == "key":
+            if type(value) is not int or value < 0:
+                raise MetaccError(f"argument '{where}' is a random key: a non-negative integer",
+                                  expected="key", found=describe(value))
+            return np.uint64(value)
+        if t.dtype in ("f32", "f64") or (t.dtype == "i64" and type(value) is int) or t.dtype == "bool":
+            return want(value)
+    if not isinstance(value, (np.ndarray, np.generic)):
+        raise MetaccError(f"argument '{where}' should be a NumPy array", expected=expect,
+                          found=describe(value))
+    arr = np.asarray(value)
+    if arr.dtype != want:
+        hint = (f"convert it with .astype(np.{np.dtype(want).name})"
+                + (", or compile the module with dtype='f64'" if t.dtype == "f32" else "")
+                + "; metacc never converts floats silently")
+        raise MetaccError(f"argument '{where}' has dtype {arr.dtype}, expected {np.dtype(want).name}",
+                          expected=expect, found=describe(arr), hint=hint)
+    if arr.ndim != t.rank + lead:
+        hint = None
+        if batch is not None and arr.ndim == t.rank:
+            hint = "meta functions take a batch of tasks: stack tasks along a new leading axis"
+        raise MetaccError(f"argument '{where}' has {arr.ndim} axes, expected {t.rank + lead}",
+                          expected=expect, found=describe(arr), hint=hint)
+    if batch is not None:
+        if batch[0] is None:
+            batch[0], batch[1] = arr.shape[0], where
+        elif arr.shape[0] != batch[0]:
+            raise MetaccError(f"batch axis mismatch: '{where}' has {arr.shape[0]} tasks but "
+                              f"'{batch[1]}' has {batch[0]}", expected=f"{batch[0]} tasks on axis 0",
+                              found=describe(arr), hint="every task field needs the same number of tasks")
+    for axis, d in enumerate(t.shape):
+        size = arr.shape[axis + lead]
+        if isinstance(d, int):
+            if size != d:
+                raise MetaccError(f"argument '{where}' has size {size} on axis {axis + lead}, "
+                                  f"expected {d}", expected=expect, found=describe(arr))
+        else:
+            dims.bind(d, size, where, t, arr)
+    if arr.ndim == 0:
+        return arr[()]
+    return np.ascontiguousarray(arr)
+
+
+def _levels(arg: Arg) -> dict[str, list[str]]:
+    """For a tree argument: the expected field names at each level ('' = top)."""
+    levels: dict[str, list[str]] = {}
+    for f in arg.leaves:
+        parts = f.path.split(".")
+        for i, p in enumerate(parts):
+            key = ".".join(parts[:i])
+            levels.setdefault(key, [])
+            if p not in levels[key]:
+                levels[key].append(p)
+    return levels
+
+
+def flatten_arg(arg: Arg, value, dims: Dims, batch: list | None, name: str | None = None) -> list:
+    """The IR leaves of one argument, checked. `name` overrides how it is reported."""
+    where = name or arg.name
+    if arg.kind in ("params", "task"):
+        levels = _levels(arg)
+        for key, fields in levels.items():
+            node = value
+            for part in key.split(".") if key else []:
+                node = node[part]
+            here = f"{where}.{key}" if key else where
+            if not isinstance(node, Mapping):
+                raise MetaccError(f"argument '{here}' should be a mapping of {arg.type_name} fields",
+                                  expected=f"fields {fields}", found=describe(node))
+            missing = [f for f in fields if f not in node]
+            extra = sorted(str(f) for f in node if f not in fields)
+            if missing or extra:
+                what = []
+                if missing:
+                    what.append(f"missing field{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
+                if extra:
+                    what.append(f"unknown field{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}")
+                raise MetaccError(f"argument '{here}' ({arg.type_name}): {' and '.join(what)}",
+                                  expected=f"fields {fields}", found=f"fields {sorted(map(str, node))}")
+        out = []
+        for f in arg.leaves:
+            node = value
+            for part in f.path.split("."):
+                node = node[part]
+            out.append(_leaf(node, f.type, f"{where}.{f.path}", dims, batch))
+        return out
+    (f,) = arg.leaves
+    return [_leaf(value, f.type, where, dims, batch)]
+
+
+def unflatten(arg_or_fields, leaves: list):
+    """Leaves back into the user's tree: a dict for a group (nested for a task), else the array."""
+    fields: tuple[Field, ...] = arg_or_fields.leaves if isinstance(arg_or_fields, Arg) else arg_or_fields
+    kind = arg_or_fields.kind if isinstance(arg_or_fields, Arg) else "params"
+    if kind not in ("params", "task"):
+        return leaves[0]
+    out: dict = {}
+    for f, v in zip(fields, leaves):
+        node = out
+        parts = f.path.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = v
+    return out
