@@ -1,7 +1,11 @@
 """The `metacc` command line.
 
     metacc check FILE...                        check programs; one OK line per file
-    metacc show FILE [--fn NAME] --stage ast|ir print a stage of the compilation
+    metacc show FILE [--fn NAME] [--kernel K] --stage ast|ir|simplified|numba
+                                                print a stage of the compilation
+    metacc residuals FILE --fn NAME [--dims k=10,q=10] [--batch 25] [--const K=100]
+                                                what the backward pass saves, in bytes
+    metacc explain FILE --fn NAME               which derivative terms annotations drop
 
 Both tables are open for extension: COMMANDS maps a subcommand to its help,
 its options and its action; SHOW_STAGES maps a `show --stage` name to a
@@ -32,7 +36,7 @@ class ShowRequest:
     def program(self):
         if self._program is None:
             from metacc.frontend import load
-            self._program = load(self.path)
+            self._program = load(self.path, constants=getattr(self.args, "const", None) or None)
         return self._program
 
     def functions(self) -> list:
@@ -63,15 +67,55 @@ def show_ast(req: ShowRequest) -> str:
     return dump(decls[0])
 
 
+def _kernel_funcs(req: ShowRequest, stage: str):
+    """(title, IR) of the requested kernel of each selected function."""
+    from metacc.kernels import default_wrt, kernel_ir, wrt_names
+    kind = req.args.kernel or "forward"
+    out = []
+    for f in req.functions():
+        if kind == "meta_grad" and f.kind != "meta":
+            raise MetaccError(f"--kernel meta_grad needs a meta program; {f.name} is a fn",
+                              hint="use --kernel grad for a fn")
+        wrt = wrt_names(f, req.args.wrt) if req.args.wrt else default_wrt(f)
+        out.append((f, kind, kernel_ir(f.ir, kind, None if kind == "forward" else wrt, stage)))
+    return out
+
+
 def show_ir(req: ShowRequest) -> str:
     from metacc.ir.printer import format_func
-    return "\n\n".join(format_func(f.ir) for f in req.functions())
+    if not req.args.kernel:
+        return "\n\n".join(format_func(f.ir) for f in req.functions())
+    return "\n\n".join(format_func(ir) for _, _, ir in _kernel_funcs(req, "ir"))
+
+
+def show_simplified(req: ShowRequest) -> str:
+    from metacc.ir.printer import format_func
+    return "\n\n".join(format_func(ir) for _, _, ir in _kernel_funcs(req, "simplified"))
+
+
+def show_numba(req: ShowRequest) -> str:
+    from metacc.backend import lower_source
+    return "\n\n".join(lower_source(ir) for _, _, ir in _kernel_funcs(req, "simplified"))
 
 
 SHOW_STAGES: dict[str, Callable[[ShowRequest], str]] = {
     "ast": show_ast,
     "ir": show_ir,
+    "simplified": show_simplified,
+    "numba": show_numba,
 }
+
+
+def _check_derivatives(program) -> None:
+    """Surface derivative errors at check time: every grad(...) expands, and every
+    meta program's loss depends on each of its parameter groups."""
+    from metacc.ad import expand
+    from metacc.ad.vjp import check_connected_inputs
+    from metacc.kernels import default_wrt
+    for f in program.functions.values():
+        ir = expand(f.ir)
+        if f.kind == "meta":
+            check_connected_inputs(ir, default_wrt(f), what=f"meta {f.name}", span=f.span)
 
 
 def _cmd_check(args) -> int:
@@ -80,6 +124,7 @@ def _cmd_check(args) -> int:
     for path in args.files:
         try:
             program = load(path)
+            _check_derivatives(program)
         except MetaccError as err:
             print(err.render(), file=sys.stderr)
             status = 1
@@ -90,15 +135,81 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_show(args) -> int:
+    args.const = dict(args.const or [])
     req = ShowRequest(args.file, args.fn, args)
     print(SHOW_STAGES[args.stage](req))
     return 0
 
 
+def _const(text: str) -> tuple[str, int]:
+    name, _, value = text.partition("=")
+    try:
+        return name.strip(), int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=INT, got {text!r}") from None
+
+
+def _dims(text: str) -> dict[str, int]:
+    out = {}
+    for part in text.split(","):
+        if part.strip():
+            name, value = _const(part)
+            out[name] = value
+    return out
+
+
+def _program_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--const", type=_const, action="append", metavar="NAME=INT",
+                   help="override an int argument's default, e.g. K=100 (repeatable)")
+
+
 def _show_options(p: argparse.ArgumentParser) -> None:
+    from metacc.kernels import KINDS
     p.add_argument("file", help="a .meta program")
     p.add_argument("--fn", metavar="NAME", help="only this fn or meta (default: all)")
-    p.add_argument("--stage", choices=sorted(SHOW_STAGES), default="ir", help="what to print (default: ir)")
+    p.add_argument("--stage", choices=list(SHOW_STAGES), default="ir", help="what to print (default: ir)")
+    p.add_argument("--kernel", choices=KINDS, help="a derivative kernel instead of the function itself")
+    p.add_argument("--wrt", nargs="+", metavar="ARG", help="arguments to differentiate (default: params groups)")
+    _program_options(p)
+
+
+def _fn_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="a .meta program")
+    p.add_argument("--fn", metavar="NAME", required=True, help="the fn or meta to analyse")
+    p.add_argument("--wrt", nargs="+", metavar="ARG", help="arguments to differentiate (default: params groups)")
+    _program_options(p)
+
+
+def _residuals_options(p: argparse.ArgumentParser) -> None:
+    _fn_options(p)
+    p.add_argument("--dims", type=_dims, default={}, metavar="k=10,q=10",
+                   help="sizes of the symbolic dims (default: 10 each)")
+    p.add_argument("--batch", type=int, default=1, help="task batch size (meta programs)")
+
+
+def _request(args) -> tuple:
+    args.const = dict(args.const or [])
+    req = ShowRequest(args.file, args.fn, args)
+    (f,) = req.functions()
+    from metacc.kernels import default_wrt, wrt_names
+    wrt = wrt_names(f, args.wrt) if args.wrt else default_wrt(f)
+    return f, wrt
+
+
+def _cmd_residuals(args) -> int:
+    from metacc.residuals import report
+    f, wrt = _request(args)
+    dims = {s: 10 for v in f.ir.ins for s in v.type.symbols}
+    dims.update(args.dims)
+    print(report(f.ir, wrt, dims, batch=args.batch))
+    return 0
+
+
+def _cmd_explain(args) -> int:
+    from metacc.explain import explain
+    f, _ = _request(args)
+    print(explain(f.ir, f"{f.kind} {f.name}"))
+    return 0
 
 
 def _check_options(p: argparse.ArgumentParser) -> None:
@@ -115,6 +226,8 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "check": Command("parse and check programs", _check_options, _cmd_check),
     "show": Command("print a stage of the compilation", _show_options, _cmd_show),
+    "residuals": Command("list what the backward pass saves", _residuals_options, _cmd_residuals),
+    "explain": Command("say which derivative terms annotations drop", _fn_options, _cmd_explain),
 }
 
 

@@ -59,6 +59,7 @@ def partial_eval(fn: Func, n_known_in: int, n_known_out: int, invariant_ins=()) 
     for a in fn.outs[n_known_out:]:
         if isinstance(a, Var) and a in known and a not in bwd_defined and a not in needed:
             needed.append(a)
+    needed, bwd_eqns = _recompute_cheap(fwd_eqns, bwd_eqns, needed, set(known_ins))
     input_res = [v for v in needed if v in known_ins]
     computed = [v for v in needed if v not in known_ins]
     fwd = Func(fn.name + "_fwd", tuple(known_ins), tuple(fwd_eqns),
@@ -72,6 +73,38 @@ def partial_eval(fn: Func, n_known_in: int, n_known_out: int, invariant_ins=()) 
                tuple(rename(a) for a in fn.outs[n_known_out:]), fn.span)
     index = {v: i for i, v in enumerate(known_ins)}
     return Split(dce(fwd), dce(bwd), [index[v] for v in input_res], len(computed))
+
+
+# views and casts: recomputing them in the backward half is nearly free, while
+# storing them would keep a second copy of a value that is often stored anyway
+CHEAP = {"transpose", "reshape", "broadcast_to", "cast", "neg", "stop_gradient"}
+
+
+def _recompute_cheap(fwd_eqns, bwd_eqns, needed, known_ins):
+    """Replace residuals produced by cheap equations with those equations' inputs."""
+    defs = {v: e for e in fwd_eqns for v in e.outs}
+    cloned: list[Eqn] = []
+    changed = True
+    while changed:
+        changed = False
+        for v in list(needed):
+            e = defs.get(v)
+            if e is None or e.prim not in CHEAP or v in known_ins:
+                continue
+            needed.remove(v)
+            if e not in cloned:
+                cloned.append(e)
+            for a in e.ins:
+                if isinstance(a, Var) and a not in needed:
+                    needed.append(a)
+            changed = True
+    if not cloned:
+        return needed, bwd_eqns
+    order = {id(e): i for i, e in enumerate(fwd_eqns)}
+    cloned.sort(key=lambda e: order[id(e)])
+    # values defined by a cloned eqn are no longer residuals, even if listed via another path
+    made = {v for e in cloned for v in e.outs}
+    return [v for v in needed if v not in made], cloned + bwd_eqns
 
 
 __all__ = ["Split", "partial_eval", "Lit"]
