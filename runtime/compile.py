@@ -19,14 +19,10 @@ from metacc.runtime.module import Module
 from metacc.runtime.retype import retype_program
 
 
-def _front_end(source: Source) -> Program:
-    """The front end's entry point (parse, names, types, shapes) -> Program."""
-    import metacc.frontend as fe
-    for name in ("check_program", "compile_program", "load_program", "program"):
-        entry = getattr(fe, name, None)
-        if callable(entry):
-            return entry(source)
-    raise MetaccError("this build of metacc has no front end yet: pass a Program to metacc.compile")
+def _front_end(source: Source, dtype: str | None, constants: dict | None = None) -> Program:
+    """The front end (parse, names, types, shapes) -> Program, at `dtype` when given."""
+    from metacc.frontend import load_source
+    return load_source(source.text, source.name, float_dtype=dtype, constants=constants)
 
 
 def _read(path_or_source) -> Source:
@@ -54,9 +50,13 @@ def compile(path_or_source, dtype: str | None = None, cache_dir=None) -> Module:
         key_text = program.source.text + "\n".join(str(f.ir) for f in program.functions.values())
     else:
         source = _read(path_or_source)
-        program = _front_end(source)
+        program = _front_end(source, dtype)
         key_text = source.text
-    if dtype is not None:
+    if dtype is not None and isinstance(path_or_source, Program):
         program = retype_program(program, dtype)
     root = Path(cache_dir) if cache_dir is not None else default_dir()
-    return Module(program, key_text, dtype, root)
+    reload = None
+    if not isinstance(path_or_source, Program):
+        def reload(consts, _source=source):
+            return _front_end(_source, dtype, consts)
+    return Module(program, key_text, dtype, root, reload)

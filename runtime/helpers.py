@@ -28,7 +28,8 @@ def ld(typingctx, arr, idx):
     """arr[idx] for 0 <= idx < arr.size, without the negative-index fix-up."""
     def codegen(context, builder, sig, args):
         ary = context.make_array(sig.args[0])(context, builder, args[0])
-        return builder.load(builder.gep(ary.data, [args[1]], inbounds=True))
+        ptr = builder.gep(ary.data, [args[1]], inbounds=True)
+        return context.unpack_value(builder, sig.args[0].dtype, ptr)    # bools are bytes in memory
     return arr.dtype(arr, idx), codegen
 
 
@@ -38,7 +39,7 @@ def st(typingctx, arr, idx, val):
     def codegen(context, builder, sig, args):
         ary = context.make_array(sig.args[0])(context, builder, args[0])
         v = context.cast(builder, args[2], sig.args[2], sig.args[0].dtype)
-        builder.store(v, builder.gep(ary.data, [args[1]], inbounds=True))
+        context.pack_value(builder, sig.args[0].dtype, v, builder.gep(ary.data, [args[1]], inbounds=True))
         return context.get_dummy_value()
     return types.void(arr, idx, val), codegen
 

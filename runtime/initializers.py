@@ -47,4 +47,5 @@ def init_field(f: Field, rng: np.random.Generator, dtype: str, group: str) -> np
     else:
         raise MetaccError(f"{group}.{f.path}: unknown initialiser '{kind}'",
                           hint="use he_normal, glorot_normal, normal(std), uniform(lo, hi), zeros, ones or const(v)")
-    return np.ascontiguousarray(x, dtype=NUMPY_DTYPE[dtype])
+    # np.array, not ascontiguousarray: the latter turns a scalar parameter into shape (1,)
+    return np.array(x, dtype=NUMPY_DTYPE[dtype], order="C")

@@ -95,11 +95,29 @@ class FunctionHandle:
                 values[i] = a.default
         return values
 
+    def _static(self, values) -> "FunctionHandle":
+        """The handle to run: a `static` argument (a compile-time int such as K)
+        given a value other than its default selects the program compiled
+        with that constant."""
+        consts = {}
+        for a, v in zip(self.fn.args, values):
+            if a.kind == "static":
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                    raise MetaccError(f"{self.fn.name}(): argument '{a.name}' is a compile-time int",
+                                      expected="an int", found=type(v).__name__)
+                if int(v) != a.default:
+                    consts[a.name] = int(v)
+        if not consts:
+            return self
+        return getattr(self._m._variant(consts), self.fn.name)
+
     def _flatten(self, values) -> tuple[list, Dims]:
         dims = Dims()
         batch: list = [None, None]
         flat = []
         for a, v in zip(self.fn.args, values):
+            if a.kind == "static":
+                continue
             batched = self.is_meta and a.kind == "task"
             flat += flatten_arg(a, v, dims, batch if batched else None)
         if self.is_meta and batch[0] == 0:
@@ -174,7 +192,10 @@ class FunctionHandle:
 
     # ---- calls ----
     def __call__(self, *args, **kwargs):
-        flat, _ = self._flatten(self._bind(args, kwargs))
+        values = self._bind(args, kwargs)
+        if (h := self._static(values)) is not self:
+            return h(*args, **kwargs)
+        flat, _ = self._flatten(values)
         return self._result(list(self.kernel("forward")(flat)))
 
     def value_and_grad(self, *args, wrt=None, **kwargs):
@@ -184,7 +205,10 @@ class FunctionHandle:
         if self.fn.result.kind != "tensor" or self.fn.result.leaves[0].type.rank != 0:
             raise MetaccError(f"{self.fn.name} returns {self.fn.result.type_name}: grad needs a scalar value",
                               hint="use vjp for functions with other results")
-        flat, _ = self._flatten(self._bind(args, kwargs))
+        values = self._bind(args, kwargs)
+        if (h := self._static(values)) is not self:
+            return h.value_and_grad(*args, wrt=wrt, **kwargs)
+        flat, _ = self._flatten(values)
         outs = list(self.kernel("grad", wrt_args)(flat))
         return _out(outs[0]), self._trees(wrt_args, outs[1:])
 
@@ -197,7 +221,10 @@ class FunctionHandle:
 
     def grad_and_hvp(self, *args, v, wrt=None, **kwargs):
         wrt_args = self._wrt(wrt)
-        flat, dims = self._flatten(self._bind(args, kwargs))
+        values = self._bind(args, kwargs)
+        if (h := self._static(values)) is not self:
+            return h.grad_and_hvp(*args, v=v, wrt=wrt, **kwargs)
+        flat, dims = self._flatten(values)
         flat += self._extra(v, wrt_args, "v", dims)
         outs = list(self.kernel("hvp", wrt_args)(flat))
         n = len(self._leaf_ids(wrt_args))
@@ -206,7 +233,10 @@ class FunctionHandle:
     def jvp(self, *args, tangents, wrt=None, **kwargs):
         """(outputs, output tangents) for input tangents of the differentiated arguments."""
         wrt_args = self._wrt(wrt)
-        flat, dims = self._flatten(self._bind(args, kwargs))
+        values = self._bind(args, kwargs)
+        if (h := self._static(values)) is not self:
+            return h.jvp(*args, tangents=tangents, wrt=wrt, **kwargs)
+        flat, dims = self._flatten(values)
         flat += self._extra(tangents, wrt_args, "tangents", dims)
         outs = list(self.kernel("jvp", wrt_args)(flat))
         n = self.fn.result.n_leaves
@@ -215,7 +245,10 @@ class FunctionHandle:
     def vjp(self, *args, cotangent, wrt=None, **kwargs):
         """(outputs, cotangents of the differentiated arguments) for an output cotangent."""
         wrt_args = self._wrt(wrt)
-        flat, dims = self._flatten(self._bind(args, kwargs))
+        values = self._bind(args, kwargs)
+        if (h := self._static(values)) is not self:
+            return h.vjp(*args, cotangent=cotangent, wrt=wrt, **kwargs)
+        flat, dims = self._flatten(values)
         res = self.fn.result
         if res.kind == "tensor" and res.leaves[0].type.rank == 0 and type(cotangent) in (int, float):
             cotangent = float(cotangent)
@@ -254,8 +287,11 @@ def _out(x):
 class Module:
     """A compiled .meta program. Attributes: its params groups, task types and functions."""
 
-    def __init__(self, program: Program, key_text: str, dtype: str | None, cache_dir: Path):
+    def __init__(self, program: Program, key_text: str, dtype: str | None, cache_dir: Path,
+                 reload=None):
         self.program = program
+        self._reload = reload            # constants -> Program (None: fixed program)
+        self._variants: dict = {}
         self.dtype = dtype
         self.cache_dir = cache_dir
         self._key_text = key_text
@@ -266,6 +302,16 @@ class Module:
             self._items[name] = TaskTypeHandle(t)
         for name, f in program.functions.items():
             self._items[name] = FunctionHandle(self, f)
+
+    def _variant(self, consts: dict[str, int]) -> "Module":
+        key = tuple(sorted(consts.items()))
+        if key not in self._variants:
+            if self._reload is None:
+                raise MetaccError("this module was built from a Program: its compile-time arguments "
+                                  "are fixed", found=", ".join(f"{k}={v}" for k, v in key))
+            text = self._key_text + "\n# constants: " + repr(key)
+            self._variants[key] = Module(self._reload(consts), text, self.dtype, self.cache_dir)
+        return self._variants[key]
 
     def __getattr__(self, name: str):
         items = self.__dict__.get("_items", {})

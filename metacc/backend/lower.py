@@ -26,6 +26,7 @@ from metacc.backend.naming import CodeNames
 from metacc.backend.plan import BodyPlan, ScanPlan, Slots, plan_body
 from metacc.backend.pointwise import ELEMENTWISE, expr
 from metacc.backend.writer import Writer
+from metacc.errors import InternalError
 from metacc.ir.core import Atom, Eqn, Func, Lit, Var
 from metacc.ir.types import Dim
 
@@ -105,6 +106,8 @@ class KernelWriter:
         for i, s, d in zip(idx, stride, shape):
             if i == "0" or d == 1:
                 continue
+            if s != "1" and not i.isidentifier():
+                i = f"({i})"
             terms.append(i if s == "1" else f"{i} * {s}")
         return " + ".join(terms) or "0"
 
@@ -225,7 +228,11 @@ class KernelWriter:
                     self.emit_group(g, plan)
                 continue
             self.span([e])
-            getattr(self, f"emit_{e.prim}")(e, plan)
+            emit = getattr(self, f"emit_{e.prim}", None)
+            if emit is None:
+                raise InternalError(f"the Numba backend cannot lower '{e.prim}' equations"
+                                    + (" (run metacc.passes.lower_cg first)" if e.prim == "cg_solve" else ""))
+            emit(e, plan)
 
     def _flat_ok(self, g: Group) -> bool:
         """Can the nest run as one loop over all elements (every read at the same element)?"""

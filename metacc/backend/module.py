@@ -127,7 +127,8 @@ def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
                 res.append(f"{outs[ai]}.reshape({shape_code(a.type.shape, kw.dim)})")
                 ai += 1
             else:
-                res.append(f"r[{si}]")
+                # Numba boxes a float32 scalar as a Python float: restore the dtype
+                res.append(f"{NP_NAME[a.type.dtype]}(r[{si}])")
                 si += 1
         w.line(f"return ({', '.join(res)}{',' if len(res) == 1 else ''})")
     return w.text()

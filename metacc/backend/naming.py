@@ -6,6 +6,7 @@ helper of the generated module or a loop index gets a suffix from
 """
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
 
@@ -21,7 +22,7 @@ RESERVED = frozenset({
 } | {f"i{d}" for d in range(16)}
   | {f"{p}_{t}" for p in ("ws", "at") for t in ("f32", "f64", "i64", "bool", "key")}
   | {f"{p}{j}" for p in ("per_task", "over_tasks") for j in range(256)}
-  | set(HELPERS) | {"CACHE", "r", "i"})
+  | set(HELPERS) | {"CACHE", "r", "i", "threads", "work"} | set(dir(builtins)))
 
 
 def sanitize(name: str) -> str:
