@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from metacc.backend.inline import inline_calls
-from metacc.backend.literals import NP_NAME, lit
+from metacc.backend.literals import NP_NAME
 from metacc.backend.lower import KernelWriter, shape_code
 from metacc.backend.naming import sanitize
 from metacc.backend.writer import Writer
