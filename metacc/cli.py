@@ -6,6 +6,7 @@
     metacc residuals FILE --fn NAME [--dims k=10,q=10] [--batch 25] [--const K=100]
                                                 what the backward pass saves, in bytes
     metacc explain FILE --fn NAME               which derivative terms annotations drop
+    metacc gradcheck FILE --fn NAME [--wrt ARG] compiled gradient vs central finite differences
 
 Both tables are open for extension: COMMANDS maps a subcommand to its help,
 its options and its action; SHOW_STAGES maps a `show --stage` name to a
@@ -205,6 +206,34 @@ def _cmd_residuals(args) -> int:
     return 0
 
 
+def _gradcheck_options(p: argparse.ArgumentParser) -> None:
+    _fn_options(p)
+    p.add_argument("--dims", type=_dims, default={}, metavar="k=10,q=10",
+                   help="sizes of the symbolic dims (default: 5 each)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    p.add_argument("--tol", type=float, default=1e-5, help="largest relative error accepted (default 1e-5)")
+
+
+def _cmd_gradcheck(args) -> int:
+    from metacc.gradcheck import gradcheck
+    checks = gradcheck(args.file, args.fn, wrt=args.wrt, seed=args.seed, dims=args.dims,
+                       constants=dict(args.const or []))
+    width = max(len(c.what) for c in checks)
+    print(f"gradcheck {args.fn} (float64, central differences, eps 1e-6)")
+    for c in checks:
+        print(f"  {c.what:<{width}}  compiled {c.ad: .10e}  finite-diff {c.fd: .10e}  rel err {c.rel:.1e}")
+    worst = max(checks, key=lambda c: c.rel)
+    ok = worst.rel <= args.tol
+    from metacc.frontend import load
+    from metacc.gradcheck import implicit_solves
+    for e in implicit_solves(load(args.file, constants=dict(args.const or []) or None).functions[args.fn].ir):
+        print(f"note: {e.span.where() if e.span else ''} argmin is differentiated implicitly: that gradient "
+              "equals the finite difference only where the solver reached a stationary point; a mismatch "
+              "means the solver stopped short (raise its steps or rate)")
+    print(f"worst relative error: {worst.rel:.2e} ({worst.what}) — {'OK' if ok else 'FAILED'} at tol {args.tol:g}")
+    return 0 if ok else 1
+
+
 def _cmd_explain(args) -> int:
     from metacc.explain import explain
     f, _ = _request(args)
@@ -228,6 +257,8 @@ COMMANDS: dict[str, Command] = {
     "show": Command("print a stage of the compilation", _show_options, _cmd_show),
     "residuals": Command("list what the backward pass saves", _residuals_options, _cmd_residuals),
     "explain": Command("say which derivative terms annotations drop", _fn_options, _cmd_explain),
+    "gradcheck": Command("check compiled derivatives against finite differences", _gradcheck_options,
+                         _cmd_gradcheck),
 }
 
 

@@ -1,0 +1,179 @@
+"""`metacc gradcheck`: compiled derivatives against central finite differences.
+
+Compiles the program in float64, draws a random input (parameter groups from
+their initialisers, task data and tensors from a seeded normal, class labels
+in [0, 2), dims from --dims), and compares the compiled gradient with
+central differences of the compiled value: along random directions and at
+random single coordinates. Prints every check and the worst relative error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metacc.errors import MetaccError
+
+
+@dataclass
+class Check:
+    what: str
+    ad: float
+    fd: float
+    rel: float
+
+
+def _random_leaf(rng, field, dims, batch):
+    shape = tuple(d if isinstance(d, int) else dims.setdefault(d, 5) for d in field.type.shape)
+    if batch:
+        shape = (batch,) + shape
+    if field.type.dtype == "i64":
+        return rng.integers(0, 2, size=shape).astype(np.int64)
+    if field.type.dtype == "bool":
+        return rng.random(size=shape) < 0.5
+    if field.type.dtype == "key":
+        return np.uint64(rng.integers(0, 2**63))
+    return rng.normal(size=shape)
+
+
+def _nest(pairs):
+    """[('support.x', a), ...] -> {'support': {'x': a}}"""
+    out: dict = {}
+    for path, value in pairs:
+        node = out
+        parts = path.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def random_arguments(mod, fn, seed: int, dims: dict[str, int], batch: int = 2) -> dict:
+    rng = np.random.default_rng(seed)
+    values = {}
+    for a in fn.args:
+        if a.kind == "static":
+            continue
+        if a.kind == "params":
+            values[a.name] = getattr(mod, a.type_name).init(seed=seed, dtype="f64")
+        elif a.kind == "task":
+            values[a.name] = _nest([(f.path, _random_leaf(rng, f, dims, batch if fn.kind == "meta" else 0))
+                                    for f in a.leaves])
+        elif a.default is not None:
+            values[a.name] = a.default
+        else:
+            (leaf,) = a.leaves
+            values[a.name] = _random_leaf(rng, leaf, dims, 0)
+    return values
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        return [x for k in tree for x in _leaves(tree[k])]
+    return [tree]
+
+
+def _map2(tree, other, f):
+    if isinstance(tree, dict):
+        return {k: _map2(tree[k], other[k], f) for k in tree}
+    return f(tree, other)
+
+
+def surrogate_constructs(fn_ir) -> list:
+    """Equations that make the gradient deliberately differ from the value's derivative:
+    stop_gradient (detach, first-order loops) and straight_through. The max-shift of
+    logsumexp/softmax is a stop_gradient too, but derivative-neutral: skipped."""
+    defs = {v: e for e in fn_ir.eqns for v in e.outs}
+    found = []
+    for e in fn_ir.eqns:
+        if e.prim == "straight_through":
+            found.append(e)
+        elif e.prim == "stop_gradient":
+            src = defs.get(e.ins[0])
+            if not (src is not None and src.prim == "reduce_max"):
+                found.append(e)
+        for sub in e.subfuncs():
+            if e.prim != "argmin":      # implicit argmin's own freezing is checked by value
+                found += surrogate_constructs(sub)
+    return found
+
+
+def implicit_solves(fn_ir) -> list:
+    found = [e for e in fn_ir.eqns if e.prim == "argmin" and e.params.get("implicit")]
+    for e in fn_ir.eqns:
+        for sub in e.subfuncs():
+            found += implicit_solves(sub)
+    return found
+
+
+def gradcheck(path: str, fn_name: str, wrt=None, seed: int = 0, dims=None, eps: float = 1e-6,
+              n_dirs: int = 3, n_coords: int = 10, constants=None) -> list[Check]:
+    import metacc
+    from metacc.frontend import load
+    program = load(path, float_dtype="f64", constants=constants or None)
+    if fn_name not in program.functions:
+        raise MetaccError(f"{path} has no function '{fn_name}'",
+                          expected="one of: " + ", ".join(program.functions), found=fn_name)
+    surrogate = surrogate_constructs(program.functions[fn_name].ir)
+    if surrogate:
+        e = surrogate[0]
+        raise MetaccError(f"{fn_name}'s gradient is by design not the derivative of its value "
+                          f"({e.prim.replace('_', ' ')}), so finite differences cannot check it",
+                          e.span, hint="check the same program without stop_gradient / first_order / "
+                          "truncate / straight_through; `metacc explain` says which terms they drop")
+    mod = metacc.compile(program, dtype="f64")
+    handle = getattr(mod, fn_name)
+    fn = program.functions[fn_name]
+    names = list(wrt) if wrt else [a.name for a in fn.args if a.kind == "params"]
+    if not names:
+        names = [a.name for a in fn.args if a.kind == "tensor" and a.leaves[0].type.is_float]
+    values = random_arguments(mod, fn, seed, dict(dims or {}))
+    value, grads = handle.value_and_grad(**values, wrt=tuple(names))
+    if len(names) == 1:
+        grads = (grads,)
+    rng = np.random.default_rng(seed + 1)
+
+    def f_at(shift: dict) -> float:
+        moved = dict(values)
+        for n, d in shift.items():
+            moved[n] = _map2(values[n], d, lambda x, y: x + y)
+        return float(handle(**moved))
+
+    scale = max([1e-12] + [float(np.max(np.abs(x))) for g in grads for x in _leaves(g)])
+    checks: list[Check] = []
+    for k in range(n_dirs):
+        v = {n: _map2(values[n], values[n], lambda x, _: rng.normal(size=np.shape(x))) for n in names}
+        ad = sum(float(np.sum(a * b)) for n, g in zip(names, grads) for a, b in zip(_leaves(g), _leaves(v[n])))
+        plus = f_at({n: _map2(v[n], v[n], lambda x, _: eps * x) for n in names})
+        minus = f_at({n: _map2(v[n], v[n], lambda x, _: -eps * x) for n in names})
+        fd = (plus - minus) / (2 * eps)
+        checks.append(Check(f"direction {k + 1}", ad, fd, abs(ad - fd) / max(abs(fd), abs(ad), 1e-8)))
+    flat = [(n, i) for n, g in zip(names, grads) for i in range(len(_leaves(g)))]
+    for _ in range(n_coords):
+        n, i = flat[int(rng.integers(len(flat)))]
+        g = _leaves(grads[names.index(n)])[i]
+        idx = tuple(int(rng.integers(s)) for s in np.shape(g))
+        counter = [0]
+
+        def bump(x, _, sign, i=i, idx=idx):
+            out = np.zeros_like(x)
+            if counter[0] == i:
+                out[idx] = sign * eps
+            counter[0] += 1
+            return out
+        counter[0] = 0
+        plus = f_at({n: _map2(values[n], values[n], lambda x, y: bump(x, y, 1.0))})
+        counter[0] = 0
+        minus = f_at({n: _map2(values[n], values[n], lambda x, y: bump(x, y, -1.0))})
+        fd = (plus - minus) / (2 * eps)
+        ad = float(g[idx])
+        leaf = _leaf_name(fn, n, i)
+        checks.append(Check(f"{leaf}[{', '.join(map(str, idx))}]", ad, fd,
+                            abs(ad - fd) / max(abs(fd), abs(ad), 1e-3 * scale)))
+    return checks
+
+
+def _leaf_name(fn, arg: str, i: int) -> str:
+    a = fn.arg(arg)
+    path = a.leaves[i].path
+    return f"{arg}.{path}" if path else arg
