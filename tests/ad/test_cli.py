@@ -78,3 +78,19 @@ def test_check_reports_disconnected_parameters(tmp_path, capsys):
     assert main(["check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "identically zero" in err and "stop_gradient" in err and "cut.meta:3:6" in err
+
+
+LOPT, STE = str(EX / "learned_optimizer.meta"), str(EX / "straight_through.meta")
+
+
+def test_gradcheck_passes_on_a_compiled_program(capsys):
+    assert main(["gradcheck", LOPT, "--fn", "learned_optimizer"]) == 0
+    out = capsys.readouterr().out
+    worst = float(re.search(r"worst relative error: ([0-9.e+-]+)", out).group(1))
+    assert worst < 1e-6 and "direction 1" in out and "phi." in out
+
+
+def test_gradcheck_refuses_a_surrogate_gradient(capsys):
+    assert main(["gradcheck", STE, "--fn", "ste"]) == 1
+    err = capsys.readouterr().err
+    assert "not the derivative of its value" in err and "straight_through.meta:16:9" in err
