@@ -50,7 +50,7 @@ class _LineBar:
             self._last = now
             self._draw(now)
 
-    def set_postfix_str(self, text: str) -> None:
+    def set_postfix_str(self, text: str, refresh: bool = False) -> None:
         self.postfix = text
 
     def _draw(self, now: float) -> None:
@@ -128,7 +128,8 @@ def train(step: Callable, params, optimizer, tasks, iterations: int, *,
                     shown_eval = f" eval {float(result):.4g}"
             if bar is not None:
                 # a running mean over the last 100 steps: one batch's loss is noisy
-                bar.set_postfix_str(f"loss {np.mean(history.losses[-100:]):.4g}{shown_eval}")
+                # refresh=False: tqdm redraws on its own clock, not on every step
+                bar.set_postfix_str(f"loss {np.mean(history.losses[-100:]):.4g}{shown_eval}", refresh=False)
                 bar.update(1)
     finally:
         if bar is not None:
