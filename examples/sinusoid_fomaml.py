@@ -1,0 +1,41 @@
+"""Meta-train sinusoid MAML (sinusoid_fomaml.meta: first-order MAML, the Hessian term dropped).
+
+    python examples/sinusoid_fomaml.py --iterations 500
+
+Every iteration samples 25 fresh tasks and takes one Adam step on the mean
+meta-gradient, which one compiled call computes for the whole batch.
+"""
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import metacc
+from metacc.runtime.optim import Adam
+from metacc.runtime.tasks import sinusoid_tasks
+from metacc.runtime.train import train
+
+PROGRAM = Path(__file__).with_name("sinusoid_fomaml.meta")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=500)
+    ap.add_argument("--meta-batch", type=int, default=25)
+    ap.add_argument("--inner-steps", type=int, default=5)
+    ap.add_argument("--dtype", choices=("f32", "f64"), default="f32")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    mod = metacc.compile(PROGRAM, dtype=args.dtype)
+    rng = np.random.default_rng(args.seed)
+    theta = mod.Net.init(seed=args.seed)
+    theta, log = train(lambda p, t: mod.fomaml.value_and_grad(p, t, K=args.inner_steps), theta, Adam(1e-3),
+                       lambda: sinusoid_tasks(rng, args.meta_batch, k=10, dtype=args.dtype), args.iterations)
+    print(f"meta-loss (query MSE after {args.inner_steps} steps): first 10 iterations "
+          f"{np.mean(log.losses[:10]):.3f}, last 10 {np.mean(log.losses[-10:]):.3f} ({log.seconds:.1f} s)")
+    return theta, log
+
+
+if __name__ == "__main__":
+    main()
