@@ -47,6 +47,19 @@ def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> n
     """One array (or number) checked against its type; batch=[B or None] adds a leading task axis."""
     want = NUMPY_DTYPE[t.dtype]
     lead = 1 if batch is not None else 0
+    if type(value) is np.ndarray and value.dtype == want and value.ndim == t.rank + lead and batch is None \
+            and value.flags.c_contiguous:
+        # the common case, checked without building any message
+        for d, size in zip(t.shape, value.shape):
+            if isinstance(d, int):
+                if size != d:
+                    break
+            elif dims.size.setdefault(d, size) != size:
+                break
+            else:
+                dims.where.setdefault(d, where)
+        else:
+            return value
     expect = f"{t}" if batch is None else f"{t.dtype}[tasks{''.join(', ' + str(d) for d in t.shape)}]"
     if isinstance(value, Mapping):
         raise MetaccError(f"argument '{where}' should be an array, not a mapping",
@@ -95,8 +108,14 @@ def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> n
     return np.ascontiguousarray(arr)
 
 
+_LEVELS: dict[int, tuple] = {}
+
+
 def _levels(arg: Arg) -> dict[str, list[str]]:
     """For a tree argument: the expected field names at each level ('' = top)."""
+    hit = _LEVELS.get(id(arg))           # by identity: hashing a whole signature costs more
+    if hit is not None and hit[0] is arg:
+        return hit[1]
     levels: dict[str, list[str]] = {}
     for f in arg.leaves:
         parts = f.path.split(".")
@@ -105,6 +124,7 @@ def _levels(arg: Arg) -> dict[str, list[str]]:
             levels.setdefault(key, [])
             if p not in levels[key]:
                 levels[key].append(p)
+    _LEVELS[id(arg)] = (arg, levels)
     return levels
 
 
