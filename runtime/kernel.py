@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from metacc.ad import expand
-from metacc.backend import lower
+from metacc.backend.module import lower  # not the package: a half-initialised package would hand back the submodule
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
 from metacc.kernels import kernel_ir
