@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 from metacc.ad import expand
-from metacc.backend.module import lower  # not the package: a half-initialised package would hand back the submodule
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
 from metacc.kernels import kernel_ir
@@ -49,8 +48,8 @@ class Kernel:
     def source(self) -> str:
         fn = self.ir()
         if self.batched is None:
-            return lower(fn).source
-        return lower(fn, list(self.batched) + [False] * (len(fn.ins) - len(self.batched)),
+            return _lower()(fn).source
+        return _lower()(fn, list(self.batched) + [False] * (len(fn.ins) - len(self.batched)),
                      ["mean"] * len(fn.outs)).source
 
     def module(self):
@@ -99,3 +98,10 @@ def _needs_expand(fn: Func) -> bool:
         if any(_needs_expand(s) for s in e.subfuncs()):
             return True
     return False
+
+
+def _lower():
+    # imported on use: metacc.backend imports metacc.runtime (threads), so a
+    # top-level import here would meet a half-initialised backend package
+    from metacc.backend.module import lower
+    return lower
