@@ -34,9 +34,26 @@ def default_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "metacc"
 
 
+_BUILD: str | None = None
+
+
+def compiler_build() -> str:
+    """metacc's version plus a hash of its own code: a kernel built by a changed
+    compiler (a development checkout between releases) is never served."""
+    global _BUILD
+    if _BUILD is None:
+        h = hashlib.sha256()
+        for root in (Path(metacc.__file__).parent, Path(__file__).parent):
+            for f in sorted(root.rglob("*.py")):
+                h.update(f.name.encode())
+                h.update(f.read_bytes())
+        _BUILD = f"{metacc.__version__}+{h.hexdigest()[:12]}"
+    return _BUILD
+
+
 def entry_key(source_text: str, kernel: str, dtype: str) -> tuple[str, dict]:
     parts = {"source_sha256": hashlib.sha256(source_text.encode()).hexdigest(), "kernel": kernel,
-             "dtype": dtype, "metacc": metacc.__version__, "numba": numba.__version__}
+             "dtype": dtype, "metacc": compiler_build(), "numba": numba.__version__}
     blob = json.dumps(parts, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:24], parts
 

@@ -77,6 +77,7 @@ class KernelWriter:
         self.dims: dict[str, str] = {}
         self.slots = Slots()
         self.loc: dict[Var, tuple[str, str]] = {}
+        self.fixed: dict[int, str] = {}           # fixed sizes passed as arguments (opaque_dim)
         self.w = Writer(1)
         self._span: str | None = None
         self._flat: list[str] | None = None        # identity index of a flat loop nest
@@ -84,6 +85,16 @@ class KernelWriter:
     # ---- small pieces ----
     def dim(self, d: Dim) -> str:
         return str(d) if isinstance(d, int) else self.dims[d]
+
+    def opaque_dim(self, d: Dim) -> str:
+        """A size for a helper call, passed in at run time even when it is fixed:
+        LLVM inlines the helper and, seeing a constant trip count like 40,
+        unrolls the loop instead of vectorising it (3.5x slower matmuls)."""
+        if isinstance(d, str):
+            return self.dims[d]
+        if d not in self.fixed:
+            self.fixed[d] = self.names.fresh(f"size{d}")
+        return self.fixed[d]
 
     def size(self, shape) -> str:
         return size_code(dict([size_terms(shape)[::-1]]), self.dim)
@@ -187,7 +198,9 @@ class KernelWriter:
                 head.line(f"{s.name} = at_{dt}")
                 head.line(f"at_{dt} += {self.size(s.type.shape)}")
         self.dim_args = [self.dims[s] for s in fn.symbols()]
-        args = in_names + out_args + [f"ws_{dt}" for dt in self.ws_dtypes] + self.dim_args
+        self.size_args = [self.fixed[v] for v in sorted(self.fixed)]
+        self.size_values = [str(v) for v in sorted(self.fixed)]
+        args = in_names + out_args + [f"ws_{dt}" for dt in self.ws_dtypes] + self.dim_args + self.size_args
         src = Writer()
         src.line('@njit(error_model="numpy", nogil=True, cache=CACHE)')
         src.line(f"def {name}({', '.join(args)}):")
@@ -335,8 +348,8 @@ class KernelWriter:
     def emit_matmul(self, e: Eqn, plan: BodyPlan) -> None:
         a, b = e.ins
         (al, at), (bl, bt) = self._operand(a, plan), self._operand(b, plan)
-        m, kk = (self.dim(d) for d in a.type.shape)
-        n = self.dim(b.type.shape[1])
+        m, kk = (self.opaque_dim(d) for d in a.type.shape)
+        n = self.opaque_dim(b.type.shape[1])
         helper = f"mm_{'t' if at else 'n'}{'t' if bt else 'n'}"
         self.helpers.add(helper)
         ol = self.loc[e.outs[0]]
@@ -347,7 +360,7 @@ class KernelWriter:
         self.helpers.add("lu_solve")
         a, b = (self.loc[x] for x in e.ins)
         o = self.loc[e.outs[0]]
-        n, m = (self.dim(d) for d in e.ins[1].type.shape)
+        n, m = (self.opaque_dim(d) for d in e.ins[1].type.shape)
         dt = e.ins[0].type.dtype
         self.w.line(f"lu_solve({a[0]}, {a[1]}, {b[0]}, {b[1]}, {o[0]}, {o[1]}, ws_{dt}, {lu}, ws_i64, {piv}, {n}, {m})")
 

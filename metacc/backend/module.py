@@ -120,7 +120,7 @@ def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
                 w.line(f"{o} = np.empty({kw.size(a.type.shape)}, {NP_NAME[a.type.dtype]})")
         ws = _alloc_ws(w, kw, name, None)
         flat = [f"{n}.reshape(-1)" if v.type.rank else n for n, v in zip(in_names, fn.ins)]
-        w.line(f"r = {name}({', '.join(flat + outs + ws + kw.dim_args)})")
+        w.line(f"r = {name}({', '.join(flat + outs + ws + kw.dim_args + kw.size_values)})")
         res, ai, si = [], 0, 0
         for a in fn.outs:
             if a.type.rank:
@@ -169,7 +169,7 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
                 args = [f"{n}[task]" if bt else n for n, bt in zip(in_names, batched)]
                 args += [f"{o}[task]" for o, a in zip(per_task, fn.outs) if a.type.rank]
                 args += [f"{x}[worker]" for x in ws]
-                w.line(f"r = {name}({', '.join(args + kw.dim_args)})")
+                w.line(f"r = {name}({', '.join(args + kw.dim_args + kw.size_values)})")
                 si = 0
                 for o, a in zip(per_task, fn.outs):
                     if not a.type.rank:
