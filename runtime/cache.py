@@ -43,10 +43,14 @@ def compiler_build() -> str:
     global _BUILD
     if _BUILD is None:
         h = hashlib.sha256()
-        for root in (Path(metacc.__file__).parent, Path(__file__).parent):
-            for f in sorted(root.rglob("*.py")):
-                h.update(f.name.encode())
-                h.update(f.read_bytes())
+        here = Path(__file__).parent
+        # everything that decides a kernel's code: the compiler, and the runtime's
+        # helpers, kernel kinds and retyping (not the rest of the runtime)
+        files = sorted(Path(metacc.__file__).parent.rglob("*.py")) + [
+            here / "helpers.py", here / "kernel.py", here / "retype.py"]
+        for f in files:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
         _BUILD = f"{metacc.__version__}+{h.hexdigest()[:12]}"
     return _BUILD
 

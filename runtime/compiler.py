@@ -30,7 +30,6 @@ def _front_end(source: Source, dtype: str | None, constants: dict | None, root: 
     The checked Program is kept in the cache too (pickled, keyed like the
     kernels), so that a cached module loads without parsing: the front end
     takes 0.4 s or more, a tenth of a millisecond to unpickle."""
-    from metacc.frontend import load_source
     key = json.dumps({"text": hashlib.sha256(source.text.encode()).hexdigest(), "name": source.name,
                       "dtype": dtype, "constants": sorted((constants or {}).items()),
                       "build": compiler_build()}, sort_keys=True)
@@ -42,6 +41,7 @@ def _front_end(source: Source, dtype: str | None, constants: dict | None, root: 
     except Exception as err:  # noqa: BLE001 - a damaged entry is rebuilt
         warnings.warn(f"metacc: cached program {path} is unreadable ({type(err).__name__}); rebuilding it",
                       CacheWarning, stacklevel=3)
+    from metacc.frontend import load_source          # imported only when parsing (lark: 0.3 s)
     program = load_source(source.text, source.name, float_dtype=dtype, constants=constants)
     try:
         write_atomic_bytes(path, pickle.dumps(program))

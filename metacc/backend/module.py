@@ -1,15 +1,21 @@
-"""Whole generated modules: helpers, the task kernel, its entry points.
+"""Whole generated modules: the task kernel and its entry points.
 
 For a function `f` the module holds
 
-    f(ins..., outs..., ws...)   the task kernel (lower.py)
-    f_ws(dims...)               workspace sizes per dtype
-    f_call(ins...)              one call: allocates outputs and workspace, runs f
-    f_batched(ins...)           (lower_batched only) a batch of tasks in one call:
-                                prange over workers, each running its share of
-                                tasks with its own workspace, per-task results in
-                                [B, ...] buffers, then reduced in task order, so the
-                                result is the same for any number of threads
+    f(ins..., outs..., ws..., dims..., sizes...)   the task kernel (lower.py), jitted
+    f_ws(dims...)        workspace elements per dtype
+    f_call(ins...)       one call: reads dims, allocates outputs and workspace, runs f
+    f_batched(ins...)    (lower_batched only) a task batch in one call: workers
+                         (threads; f releases the GIL) each run their share of the
+                         tasks in their own workspace, each task writing its row of
+                         [tasks, ...] result buffers, reduced afterwards in task
+                         order, so the result is the same for any number of threads
+    ENTRY_CALL, ENTRY_BATCHED   the entries under fixed names, for the runtime
+
+Only `f` is jitted: a jitted entry calling it would make Numba compile the
+whole kernel a second time inside the caller (a `prange` wrapper: 22 s more
+for P1's meta-gradient), and the entries' work (shapes, allocation, a loop
+over tasks) costs microseconds in Python.
 """
 from __future__ import annotations
 
