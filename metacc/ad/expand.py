@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func, Lit, Var
+from metacc.ir.rewrite import rewrite
 
 _cache: dict[int, tuple[Func, Func]] = {}
 
@@ -37,22 +38,11 @@ def expand(fn: Func) -> Func:
 
 
 def _expand(fn: Func) -> Func:
-    b = Builder(span=fn.span)
-    args = [b.input(v.name, v.type) for v in fn.ins]
-    env: dict = dict(zip(fn.ins, args))
-
-    def read(a):
-        return env.get(a, a) if isinstance(a, Var) else a
-
-    for e in fn.eqns:
-        ins = [read(a) for a in e.ins]
+    def replace(b, e, ins):
         if e.prim in ("grad", "argmin") or (e.prim == "call" and not e.params.get("remat")):
-            outs = _inline_expansion(b, e, ins)
-        else:
-            params = {k: (expand(v) if isinstance(v, Func) else v) for k, v in e.params.items()}
-            outs = b.emit(e.prim, *ins, names=[v.name for v in e.outs], span=e.span, **params)
-        env.update(zip(e.outs, outs))
-    return b.build(fn.name, [read(a) for a in fn.outs], span=fn.span)
+            return _inline_expansion(b, e, ins)
+        return None
+    return rewrite(fn, replace, expand)
 
 
 def expand_eqn(e: Eqn) -> Func:

@@ -123,16 +123,16 @@ JVP_CONTROL = {"scan": _jvp_scan, "call": _jvp_call, "cg_solve": _jvp_cg}
 def _vjp_scan_forward(b: Builder, e: Eqn, ins, act_in):
     """Emit the forward loop, saving residuals; return its outputs and what the backward loop needs."""
     from metacc.ad.vjp import vjp_func
+    from metacc.passes import simplify
     if e.params.get("checkpoint"):
         return _checkpointed_forward(b, e, ins, act_in)
     prm = e.params
     body: Func = prm["body"]
-    nc, nk, length = prm["n_consts"], prm["n_carry"], prm["length"]
+    nc, nk = prm["n_consts"], prm["n_carry"]
     act = scan_carry_activity(e, act_in)
     out_act = active_outputs(body, act)
     wrt = [i for i, v in enumerate(body.ins) if act[i] and v.type.is_float]
     out_mask = [a and o.type.is_float for a, o in zip(out_act, body.outs)]
-    from metacc.passes import simplify
     body_vjp = simplify(vjp_func(body, wrt, out_mask=out_mask))
     split = partial_eval(body_vjp, len(body.ins), len(body.outs), invariant_ins=range(nc))
     # residuals that are loop-carried inputs change every iteration: stack them too

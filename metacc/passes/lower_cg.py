@@ -10,7 +10,8 @@ are harmless and no division by a zero residual reaches the result.
 from __future__ import annotations
 
 from metacc.ir.builder import Builder, inline
-from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.core import Eqn, Func
+from metacc.ir.rewrite import rewrite
 
 
 def _dot(b, xs, ys):
@@ -62,19 +63,4 @@ def needs(fn: Func) -> bool:
 def lower_cg(fn: Func) -> Func:
     if not needs(fn):
         return fn
-    b = Builder(span=fn.span)
-    args = [b.input(v.name, v.type) for v in fn.ins]
-    env: dict = dict(zip(fn.ins, args))
-
-    def read(a):
-        return env.get(a, a) if isinstance(a, Var) else a
-
-    for e in fn.eqns:
-        ins = [read(a) for a in e.ins]
-        if e.prim == "cg_solve":
-            outs = cg_loop(b, e, ins)
-        else:
-            params = {k: (lower_cg(v) if isinstance(v, Func) else v) for k, v in e.params.items()}
-            outs = b.emit(e.prim, *ins, names=[v.name for v in e.outs], span=e.span, **params)
-        env.update(zip(e.outs, outs))
-    return b.build(fn.name, [read(a) for a in fn.outs])
+    return rewrite(fn, lambda b, e, ins: cg_loop(b, e, ins) if e.prim == "cg_solve" else None, lower_cg)
