@@ -16,7 +16,7 @@ reads a sink's result (complete only after the loop).
 A member's value is *materialized* (stored into an array) only when something
 outside its group, or the function's result, needs it.
 
-Matmul operands that are a `transpose` used by nothing else are read in place
+Matmul operands that are a `transpose` used only by matmuls are read in place
 (the transpose is *absorbed*): the adjoint code of `x @ w` is full of
 `g @ transpose(w)` and `transpose(x) @ g`.
 """
@@ -66,7 +66,7 @@ def plan_fusion(fn: Func) -> FusionPlan:
         if (e.prim == "transpose" and e.params["perm"] == (1, 0) and isinstance(e.ins[0], Var)
                 and e.outs[0] not in fn.outs):
             us = users.get(e.outs[0], [])
-            if len(us) == 1 and us[0].prim == "matmul":
+            if us and all(u.prim == "matmul" for u in us):
                 absorbed[e] = (e.ins[0], True)
 
     group_of: dict[Eqn, Group] = {}

@@ -267,7 +267,10 @@ class KernelWriter:
         self.span(g.members)
         w = self.w
         r = len(g.domain)
-        idx = [f"i{a}" for a in range(r)]
+        # an axis of length 1 gets no loop (Numba spends as long on a loop of one
+        # iteration as on any other)
+        idx = ["0" if d == 1 else f"i{a}" for a, d in enumerate(g.domain)]
+        looped = [a for a, d in enumerate(g.domain) if d != 1]
         for s in g.sinks:
             v = s.outs[0]
             init = lit(0, v.type.dtype) if s.prim != "reduce_max" else lit(float("-inf"), v.type.dtype)
@@ -278,13 +281,13 @@ class KernelWriter:
                 w.line(f"fill_n({base}, {off}, {self.size(v.type.shape)}, {init})")
                 self.helpers.add("fill_n")
         depth = w.depth
-        flat = r > 1 and self._flat_ok(g)
+        flat = len(looped) > 1 and self._flat_ok(g)
         if flat:
             self._flat = idx
             w.line(f"for i0 in range({self.size(g.domain)}):")
             w.depth += 1
         else:
-            for a in range(r):
+            for a in looped:
                 w.line(f"for i{a} in range({self.dim(g.domain[a])}):")
                 w.depth += 1
         local: dict[Var, str] = {}
@@ -431,15 +434,31 @@ class KernelWriter:
                 self.copy(self.loc[c], init)
                 other = self.names(carry_outs[i]) if mode == "swap" else self._spare_name(c)
                 w.line(f"{other} = {buf1}")
+            elif mode == "keep":
+                if c.type.rank:
+                    base, off = self.loc[init]
+                    w.line(f"{cn} = {off}")
+                    self.loc[c] = (base, cn)
+                else:
+                    w.line(f"{cn} = {self.atom(init)}")
             elif mode == "rebind":
                 # the carry only ever points at ys rows in the workspace: start from a copy
                 w.line(f"{cn} = {sp.spare[i][0]}")
                 self.copy(self.loc[c], init)
             else:
                 w.line(f"{cn} = {self.atom(init)}")
+        ys_out = e.outs[nk:]
+        if not ys_out and all(m == "keep" for m in sp.modes):
+            # every carry comes out as it went in and nothing is stacked: the body's
+            # work can reach nothing, so it is not run
+            w.comment("the loop leaves its carries unchanged and stacks nothing: skipped")
+            for v, c in zip(e.outs[:nk], b_carry):
+                w.line(f"{self.names(v)} = {self.names(c)}")
+                if c.type.rank:
+                    self.loc[v] = (self.loc[c][0], self.names(v))
+            return
         k = self.names.fresh("k")
         rng = f"range({length} - 1, -1, -1)" if e.params.get("reverse") else f"range({length})"
-        ys_out = e.outs[nk:]
         depth = w.depth
         w.line(f"for {k} in {rng}:")
         w.depth += 1
@@ -482,16 +501,19 @@ class KernelWriter:
             elif mode == "stage":
                 sn = self._spare_name(c)
                 w.line(f"{cn}, {sn} = {sn}, {cn}")
+            elif mode == "keep":
+                pass
             else:
                 scalars_c.append(cn)
                 scalars_o.append(self.atom(o))
         if scalars_c:
             w.line(f"{', '.join(scalars_c)} = {', '.join(scalars_o)}")
         w.depth = depth
-        for v, c in zip(e.outs[:nk], b_carry):
+        for i, (v, c) in enumerate(zip(e.outs[:nk], b_carry)):
             w.line(f"{self.names(v)} = {self.names(c)}")
             if c.type.rank:
-                self.loc[v] = (f"ws_{c.type.dtype}", self.names(v))
+                base = self.loc[c][0] if sp.modes[i] == "keep" else f"ws_{c.type.dtype}"
+                self.loc[v] = (base, self.names(v))
 
     def _spare_name(self, c: Var) -> str:
         if not hasattr(self, "_spares"):

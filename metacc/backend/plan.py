@@ -14,8 +14,9 @@ Storage kinds (arrays are addressed as (1-D array, offset), row-major):
 Scan carries rotate between buffers instead of being copied (mode per carry):
   swap     the body computes the new carry into its own slot: swap the two offsets
   rebind   the new carry is also a `ys` row: just point the carry at that row
-  stage    anything else (the carry passes an input through, or one value feeds
-           two carries): copy into a spare buffer, then swap with it
+  stage    anything else (the carry passes another input through, or one value
+           feeds two carries): copy into a spare buffer, then swap with it
+  keep     the body returns the carry itself: it stays where it is
   scalar   rank 0: tuple assignment
 """
 from __future__ import annotations
@@ -133,6 +134,11 @@ def _plan_scan(e: Eqn, names: CodeNames, slots: Slots) -> ScanPlan:
     modes, spare = [], []
     for i, o in enumerate(carry_outs):
         c = body.ins[nc + i]
+        if o is c:
+            # passed through unchanged (the reverse of a first-order loop): nothing to rotate
+            modes.append("keep")
+            spare.append(())
+            continue
         if c.type.rank == 0:
             modes.append("scalar")
             spare.append(())

@@ -81,6 +81,19 @@ def call_fn():
     return b.build("calls", [h, cf])
 
 
+def keep_fn(with_work: bool):
+    """Carries passed through unchanged (the reverse loop of a first-order update)."""
+    bb = Builder()
+    a, c, s = bb.input("a", T(3)), bb.input("c", T(3)), bb.input("s", T())
+    outs = [c, bb.add(s, bb.reduce_sum(bb.mul(a, c), axes=(0,)))] if with_work else [c, s]
+    body = bb.build("pass_through", outs)
+    b = Builder()
+    a0, c0, s0 = b.input("a0", T(3)), b.input("c0", T(3)), b.input("s0", T())
+    outs = b.emit("scan", a0, c0, s0, body=body, length=3, n_consts=1, n_carry=2, reverse=True,
+                  names=["c_f", "s_f"])
+    return b.build("keep_" + ("work" if with_work else "idle"), [outs[0], outs[1], b.mul(outs[0], 2.0)])
+
+
 def empty_fn():
     b = Builder()
     w, c0, s0 = b.input("w", T(3)), b.input("c0", T(3)), b.input("s0", T())
@@ -96,8 +109,8 @@ def args_of(fn, rng, n=4):
 
 
 @pytest.mark.parametrize("make", [lambda: scan_fn(False), lambda: scan_fn(True), rotations_fn, nested_fn,
-                                  call_fn, empty_fn],
-                         ids=["forward", "reverse", "rotations", "nested", "calls", "empty"])
+                                  call_fn, empty_fn, lambda: keep_fn(True), lambda: keep_fn(False)],
+                         ids=["forward", "reverse", "rotations", "nested", "calls", "empty", "keep", "idle"])
 def test_scan_matches_interpreter(build, make):
     fn = make()
     mod = build(fn)
@@ -126,3 +139,9 @@ def test_scan_loops_stay_rolled():
     short, long = lower_source(scan_fn(False, 3)), lower_source(scan_fn(False, 300))
     assert abs(len(short.splitlines()) - len(long.splitlines())) == 0
     assert "range(300)" in long
+
+
+def test_idle_loop_is_not_run():
+    from metacc.backend import lower_source
+    src = lower_source(keep_fn(False))
+    assert "skipped" in src and "range(3 - 1, -1, -1)" not in src
