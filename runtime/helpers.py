@@ -82,6 +82,9 @@ def mm_dots(a, ao, w, wo, out, oo, m, kk, n):
 def mm_nn(a, ao, b, bo, out, oo, m, kk, n):
     """out[m, n] = a[m, kk] @ b[kk, n]: a row of b per element of a (vectorises over n);
     for narrow outputs, dot products against the transposed b."""
+    if n == 1:                      # b is a column: the same memory as its transpose
+        mm_dots(a, ao, b, bo, out, oo, m, kk, n)
+        return
     if n < NARROW and kk >= NARROW:
         bt = np.empty(kk * n, b.dtype)
         transpose_n(b, bo, bt, 0, kk, n)
@@ -103,6 +106,13 @@ def mm_tn(x, xo, b, bo, out, oo, m, kk, n):
     """out[m, n] = transpose(x) @ b with x stored as [kk, m] (the adjoint of a weight)."""
     for i in range(m * n):
         st(out, oo + i, 0)
+    if n == 1:                      # a vector: run along rows of x, not along b's one column
+        for q in range(kk):
+            bq = ld(b, bo + q)
+            xq = xo + q * m
+            for i in range(m):
+                st(out, oo + i, ld(out, oo + i) + ld(x, xq + i) * bq)
+        return
     for q in range(kk):
         bq = bo + q * n
         for i in range(m):
@@ -129,6 +139,9 @@ def mm_nt(a, ao, w, wo, out, oo, m, kk, n):
     reassociating sums (2.5x at 10x40x40)."""
     if n < NARROW:
         mm_dots(a, ao, w, wo, out, oo, m, kk, n)
+        return
+    if kk == 1:                     # w is a column: the same memory as its transpose
+        mm_nn(a, ao, w, wo, out, oo, m, kk, n)
         return
     wt = np.empty(kk * n, w.dtype)
     transpose_n(w, wo, wt, 0, n, kk)

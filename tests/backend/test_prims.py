@@ -100,7 +100,12 @@ def linalg_fn(dt):
     a, w = b.input("a", T(dt, "n", 4)), b.input("w", T(dt, 4, 5))
     v, x = b.input("v", T(dt, 5, 4)), b.input("x", T(dt, 4, "n"))
     spd, rhs = b.input("spd", T(dt, "n", "n")), b.input("rhs", T(dt, "n", 2))
-    outs = [b.matmul(a, w), b.matmul(a, b.transpose(v, perm=(1, 0))),
+    col, c1, wide = b.input("col", T(dt, 4, 1)), b.input("c1", T(dt, "n", 1)), b.input("wide", T(dt, 20, 1))
+    # narrow and degenerate layouts take their own paths in the helpers
+    outs = [b.matmul(a, col), b.matmul(c1, b.transpose(wide, perm=(1, 0))),
+            b.matmul(b.transpose(x, perm=(1, 0)), col), b.matmul(c1, b.transpose(col, perm=(1, 0))),
+            b.matmul(b.transpose(b.full(shape=(20, "n"), value=0.5, dtype=dt), perm=(1, 0)), wide)]
+    outs += [b.matmul(a, w), b.matmul(a, b.transpose(v, perm=(1, 0))),
             b.matmul(b.transpose(x, perm=(1, 0)), w),
             b.matmul(b.transpose(x, perm=(1, 0)), b.transpose(v, perm=(1, 0))),
             b.solve(spd, rhs), b.relu(b.add(b.matmul(a, w), 1.0))]
@@ -187,6 +192,6 @@ def test_singular_solve_is_reported(build):
     fn = linalg_fn("f64")
     mod = build(fn)
     args = args_for(fn, np.random.default_rng(0))
-    args[4] = np.zeros_like(args[4])
+    args[4] = np.zeros_like(args[4])        # spd
     with pytest.raises(ValueError, match="singular"):
         mod.ENTRY_CALL(*args)
