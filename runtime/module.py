@@ -70,6 +70,8 @@ class FunctionHandle:
         self.name = fn.name
         self.is_meta = fn.kind == "meta"
         self._kernels: dict = {}
+        self._kernel_memo: dict = {}
+        self._wrt_memo: dict = {}
 
     # ---- arguments ----
     def _bind(self, args, kwargs) -> list:
@@ -125,6 +127,13 @@ class FunctionHandle:
         return flat, dims
 
     def _wrt(self, wrt) -> list[Arg]:
+        key = wrt if wrt is None or isinstance(wrt, str) else tuple(wrt)
+        hit = self._wrt_memo.get(key)
+        if hit is None:
+            hit = self._wrt_memo[key] = self._resolve_wrt(wrt)
+        return hit
+
+    def _resolve_wrt(self, wrt) -> list[Arg]:
         fn = self.fn
         if wrt is None:
             chosen = [a for a in fn.args if a.kind == "params"]
@@ -168,6 +177,9 @@ class FunctionHandle:
         if kind not in KERNELS:
             raise MetaccError(f"unknown kernel '{kind}'", expected=", ".join(KERNELS),
                               hint=did_you_mean(kind, KERNELS))
+        memo = (kind, tuple(a.name for a in wrt) if wrt else ())
+        if memo in self._kernel_memo:
+            return self._kernel_memo[memo]
         ids = self._leaf_ids(wrt) if (wrt and kind != "forward") else ()
         key = (kind, ids)
         if key not in self._kernels:
@@ -176,6 +188,7 @@ class FunctionHandle:
                 batched = tuple(a.kind == "task" for a in self.fn.args for _ in a.leaves)
             self._kernels[key] = Kernel(self._m._key_text, self.fn.name, self.fn.ir, kind, ids, batched,
                                         self._m.dtype or "declared", self._m.cache_dir)
+        self._kernel_memo[memo] = self._kernels[key]
         return self._kernels[key]
 
     # ---- results ----

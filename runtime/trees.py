@@ -128,9 +128,82 @@ def _levels(arg: Arg) -> dict[str, list[str]]:
     return levels
 
 
+_PLANS: dict[int, tuple] = {}
+
+
+def _plan(arg: Arg):
+    """Per argument, once: each leaf's path, NumPy dtype, rank and dims; each tree level's size."""
+    hit = _PLANS.get(id(arg))
+    if hit is not None and hit[0] is arg:
+        return hit[1]
+    leaves = [(tuple(f.path.split(".")) if f.path else (), np.dtype(NUMPY_DTYPE[f.type.dtype]), f.type.rank,
+               tuple(enumerate(f.type.shape)), f) for f in arg.leaves]
+    levels = tuple((tuple(k.split(".")) if k else (), len(v)) for k, v in _levels(arg).items()) \
+        if arg.kind in ("params", "task") else ()
+    _PLANS[id(arg)] = (arg, (leaves, levels))
+    return leaves, levels
+
+
+def _fast(arg: Arg, value, dims: Dims, batch: list | None, where: str) -> list | None:
+    """The leaves when everything is as expected (dicts of contiguous arrays of the
+    right dtype and shape), checked without building a message; None sends the
+    call through the full check, which explains what is wrong."""
+    leaves, levels = _plan(arg)
+    lead = 1 if batch is not None else 0
+    for path, size in levels:
+        node = value
+        for part in path:
+            if type(node) is not dict or part not in node:
+                return None
+            node = node[part]
+        if type(node) is not dict or len(node) != size:
+            return None
+    out = []
+    for path, want, rank, shape, f in leaves:
+        v = value
+        for part in path:
+            v = v.get(part) if type(v) is dict else None
+        if type(v) is not np.ndarray:
+            if rank == 0 and lead == 0 and type(v) is float and want.kind == "f":
+                out.append(want.type(v))
+                continue
+            if rank == 0 and lead == 0 and type(v) is want.type:
+                out.append(v)
+                continue
+            return None
+        if v.dtype != want or v.ndim != rank + lead or not v.flags.c_contiguous:
+            return None
+        vs = v.shape
+        if lead:
+            if batch[0] is None:
+                batch[0], batch[1] = vs[0], f"{where}.{f.path}" if f.path else where
+            elif vs[0] != batch[0]:
+                return None
+        for axis, d in shape:
+            size = vs[axis + lead]
+            if d.__class__ is int:
+                if size != d:
+                    return None
+            elif dims.size.setdefault(d, size) != size:
+                return None
+            else:
+                dims.where.setdefault(d, f"{where}.{f.path}" if f.path else where)
+        out.append(v if rank or lead else v[()])
+    return out
+
+
 def flatten_arg(arg: Arg, value, dims: Dims, batch: list | None, name: str | None = None) -> list:
     """The IR leaves of one argument, checked. `name` overrides how it is reported."""
     where = name or arg.name
+    if arg.kind != "static":
+        saved = (dict(dims.size), dict(dims.where), list(batch) if batch is not None else None)
+        fast = _fast(arg, value, dims, batch, where)
+        if fast is not None:
+            return fast
+        # undo what the fast path bound before it gave up, then explain
+        dims.size, dims.where = saved[0], saved[1]
+        if batch is not None:
+            batch[:] = saved[2]
     if arg.kind in ("params", "task"):
         levels = _levels(arg)
         for key, fields in levels.items():
