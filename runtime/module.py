@@ -25,7 +25,7 @@ from metacc.frontend.diagnostics import did_you_mean
 from metacc.program import Arg, Function, ParamGroup, Program, TaskType
 from metacc.runtime.initializers import init_field
 from metacc.runtime.kernel import Kernel
-from metacc.runtime.trees import Dims, flatten_arg, unflatten
+from metacc.runtime.trees import Dims, fast_flatten, flatten_arg, unflatten
 
 STAGES = ("ir", "simplified", "numba")
 KERNELS = ("forward", "grad", "vjp", "jvp", "hvp")
@@ -116,6 +116,13 @@ class FunctionHandle:
     def _flatten(self, values) -> tuple[list, Dims]:
         dims = Dims()
         batch: list = [None, None]
+        plan = [(a, v, self.is_meta and a.kind == "task") for a, v in zip(self.fn.args, values)
+                if a.kind != "static"]
+        flat = fast_flatten(plan, dims, batch)
+        if flat is not None and batch[0] != 0:
+            return flat, dims
+        dims = Dims()             # start over, checking each argument in full
+        batch = [None, None]
         flat = []
         for a, v in zip(self.fn.args, values):
             if a.kind == "static":

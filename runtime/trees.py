@@ -192,18 +192,21 @@ def _fast(arg: Arg, value, dims: Dims, batch: list | None, where: str) -> list |
     return out
 
 
+def fast_flatten(args_values, dims: Dims, batch: list) -> list | None:
+    """All arguments at once on the common path: [(arg, value, batched), ...] -> leaves,
+    or None when anything is unusual (then `flatten_arg` checks each one and explains)."""
+    out = []
+    for arg, value, batched in args_values:
+        leaves = _fast(arg, value, dims, batch if batched else None, arg.name)
+        if leaves is None:
+            return None
+        out += leaves
+    return out
+
+
 def flatten_arg(arg: Arg, value, dims: Dims, batch: list | None, name: str | None = None) -> list:
     """The IR leaves of one argument, checked. `name` overrides how it is reported."""
     where = name or arg.name
-    if arg.kind != "static":
-        saved = (dict(dims.size), dict(dims.where), list(batch) if batch is not None else None)
-        fast = _fast(arg, value, dims, batch, where)
-        if fast is not None:
-            return fast
-        # undo what the fast path bound before it gave up, then explain
-        dims.size, dims.where = saved[0], saved[1]
-        if batch is not None:
-            batch[:] = saved[2]
     if arg.kind in ("params", "task"):
         levels = _levels(arg)
         for key, fields in levels.items():
