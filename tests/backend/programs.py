@@ -6,8 +6,6 @@ produces: `grad` equations inside a scan, expanded by metacc.ad.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from metacc.errors import Source
 from metacc.ir.builder import Builder, inline
 from metacc.ir.types import TensorType
@@ -80,14 +78,3 @@ def p1_program(K=5, dtype="f64", first_order=False) -> Program:
     prog.tasks["Sinusoid"] = task
     prog.functions = {"mse": mse, "maml": maml}
     return prog
-
-
-def sinusoid_tasks(n_tasks=25, k=10, q=10, seed=0, dtype=np.float64) -> dict:
-    """P1 tasks: y = A sin(x - phi), A ~ U[0.1, 5], phi ~ U[0, pi], x ~ U[-5, 5]."""
-    rng = np.random.default_rng(seed)
-    amp = rng.uniform(0.1, 5.0, (n_tasks, 1, 1))
-    phase = rng.uniform(0.0, np.pi, (n_tasks, 1, 1))
-    xs = rng.uniform(-5.0, 5.0, (n_tasks, k + q, 1))
-    ys = amp * np.sin(xs - phase)
-    return {"support": {"x": xs[:, :k].astype(dtype), "y": ys[:, :k].astype(dtype)},
-            "query": {"x": xs[:, k:].astype(dtype), "y": ys[:, k:].astype(dtype)}}

@@ -137,3 +137,24 @@ def test_uniform_and_const_initialisers():
     assert u.dtype == np.float32 and u.min() >= -0.5 and u.max() < 0.25
     c = init_field(Field("w", TensorType("f64", (3,)), Init("const", (0.01,))), rng, "f64", "G")
     assert np.all(c == 0.01)
+
+
+def test_program_object_and_dtype_override(cache_dir):
+    """A hand-built Program compiles too, and dtype='f64' retypes an f32 program."""
+    import metacc
+    from tests.backend.programs import p1_program
+    prog = p1_program(K=1, dtype="f32")
+    m64 = metacc.compile(prog, dtype="f64", cache_dir=cache_dir)
+    p = m64.Net.init(seed=0)
+    assert p["w2"].dtype == np.float64 and m64.mse.fn.ir.ins[0].type.dtype == "f64"
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-5, 5, (10, 1)), rng.normal(size=(10, 1))
+    (want,) = evaluate(m64.mse.fn.ir, flat_net(p) + [x, y])
+    np.testing.assert_allclose(m64.mse(p, x, y), want, **RT)
+    m32 = metacc.compile(prog, cache_dir=cache_dir)
+    with pytest.raises(Exception, match="dtype float64, expected float32"):
+        m32.mse(p, x, y)
+
+
+def flat_net(p):
+    return [p[k] for k in ("w1", "b1", "w2", "b2", "w3", "b3")]
