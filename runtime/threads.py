@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
+import numpy as np
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -43,3 +44,26 @@ def run(work, n: int) -> None:
     finally:
         for f in futures:
             f.result()
+
+
+_local = threading.local()
+
+
+def workspace(shape, dtype) -> np.ndarray:
+    """A scratch array kept between calls, one set per calling thread.
+
+    Kernels overwrite their workspace before reading it, so it can be reused
+    as it is; fresh memory would cost page faults on every call (a batch's
+    workspaces are a few hundred kilobytes). Calls from different user threads
+    get different arrays.
+    """
+    cache = getattr(_local, "arrays", None)
+    if cache is None:
+        cache = _local.arrays = {}
+    key = (shape, np.dtype(dtype).str)
+    arr = cache.get(key)
+    if arr is None:
+        if len(cache) >= 16:              # shapes change rarely; keep the most recent ones
+            cache.pop(next(iter(cache)))
+        arr = cache[key] = np.empty(shape, dtype)
+    return arr

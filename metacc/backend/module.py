@@ -104,8 +104,8 @@ def _alloc_ws(w: Writer, kw: KernelWriter, name: str, lead: str | None) -> list[
     w.line(f"sizes = {name}_ws({', '.join(kw.dim_args)})")
     ws = []
     for j, dt in enumerate(kw.ws_dtypes):
-        shape = f"({lead}, sizes[{j}])" if lead else f"sizes[{j}]"
-        w.line(f"ws_{dt} = np.empty({shape}, {NP_NAME[dt]})")
+        shape = f"({lead}, sizes[{j}])" if lead else f"(sizes[{j}],)"
+        w.line(f"ws_{dt} = threads.workspace({shape}, {NP_NAME[dt]})")
         ws.append(f"ws_{dt}")
     return ws
 

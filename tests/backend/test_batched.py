@@ -73,3 +73,19 @@ def test_single_task_batch(build, meta_grad, batch):
     loss, grad = mod.ENTRY_BATCHED(*one)
     want = evaluate(meta_grad, [batch[0]] + [a[0] for a in batch[1:5]] + [batch[5]])
     np.testing.assert_allclose(grad, want[1], rtol=1e-10)
+
+
+def test_workspace_reuse_across_calls_and_shapes(build, meta_grad, batch):
+    """Workspaces are kept between calls: a call with other sizes, then the
+    first sizes again, still gives the interpreter's answer."""
+    mod = build(meta_grad, FLAGS, ["mean", "mean"])
+    first = mod.ENTRY_BATCHED(*batch)
+    rng = np.random.default_rng(2)
+    other = [batch[0], rng.normal(size=(3, 9, 3)), rng.normal(size=(3, 9, 1)), rng.normal(size=(3, 2, 3)),
+             rng.normal(size=(3, 2, 1)), batch[5]]
+    loss, _ = mod.ENTRY_BATCHED(*other)
+    want = np.mean([evaluate(meta_grad, [other[0]] + [a[b] for a in other[1:5]] + [other[5]])[0]
+                    for b in range(3)])
+    np.testing.assert_allclose(loss, want, rtol=1e-10)
+    again = mod.ENTRY_BATCHED(*batch)
+    assert again[0] == first[0] and np.array_equal(again[1], first[1])
