@@ -10,8 +10,9 @@ from metacc.passes.cse import cse
 from metacc.passes.dce import dce
 from metacc.passes.fold import fold
 from metacc.passes.licm import licm
+from metacc.passes.passthrough import passthrough
 
-PIPELINE = [("fold", fold), ("licm", licm), ("cse", cse), ("dce", dce)]
+PIPELINE = [("fold", fold), ("passthrough", passthrough), ("licm", licm), ("cse", cse), ("dce", dce)]
 
 
 def simplify(fn: Func, rounds: int = 3) -> Func:

@@ -158,3 +158,14 @@ def test_grad_of_grad():
     xs = np.array([0.5, -1.0, 2.0, 3.0])
     _, gg = evaluate(verify(grad_func(fn, [0])), [xs])
     assert np.allclose(gg, 6 * xs, rtol=1e-14)
+
+
+def test_first_order_reverse_loop_is_removed(args):
+    """With every inner gradient held constant the cotangent passes through each step
+    unchanged: the reverse loop carries nothing and disappears, the gradient stays."""
+    g = grad_func(maml(4, first_order=True), [0])
+    s = simplify(g)
+    assert any(e.params.get("reverse") for e in g.eqns if e.prim == "scan")
+    assert not any(e.params.get("reverse") for e in s.eqns if e.prim == "scan")
+    for a, b in zip(evaluate(g, args), evaluate(s, args)):
+        assert np.array_equal(a, b)

@@ -1,0 +1,51 @@
+"""Loop carries that never change become loop constants.
+
+A carry whose body returns it unchanged leaves the loop with its initial
+value: uses of that output read the initial value instead, and the body gets
+it as a constant. The reverse loop of a first-order inner loop is the common
+case (the cotangent of the adapted weights passes through every step
+untouched); once its carries are gone, dead-code elimination drops the loop.
+"""
+from __future__ import annotations
+
+from metacc.ir.core import Eqn, Func, Var
+
+
+def passthrough(fn: Func) -> Func:
+    sub: dict[Var, object] = {}
+    eqns: list[Eqn] = []
+    changed = False
+    for e in fn.eqns:
+        ins = tuple(sub.get(a, a) if isinstance(a, Var) else a for a in e.ins)
+        params = {k: (passthrough(v) if isinstance(v, Func) else v) for k, v in e.params.items()}
+        if ins != e.ins or any(params[k] is not e.params[k] for k in params):
+            e = Eqn(e.prim, ins, e.outs, params, e.span)
+            changed = True
+        if e.prim == "scan":
+            e, found = _constant_carries(e)
+            if found:
+                sub.update(found)
+                changed = True
+        eqns.append(e)
+    if not changed:
+        return fn
+    outs = tuple(sub.get(a, a) if isinstance(a, Var) else a for a in fn.outs)
+    return Func(fn.name, fn.ins, tuple(eqns), outs, fn.span)
+
+
+def _constant_carries(e: Eqn):
+    prm = e.params
+    body: Func = prm["body"]
+    nc, nk = prm["n_consts"], prm["n_carry"]
+    fixed = [j for j in range(nk) if body.outs[j] is body.ins[nc + j]]
+    if not fixed or prm["length"] < 1:
+        return e, {}
+    keep = [j for j in range(nk) if j not in fixed]
+    order = list(range(nc)) + [nc + j for j in fixed] + [nc + j for j in keep] + list(range(nc + nk, len(body.ins)))
+    new_body = Func(body.name, tuple(body.ins[i] for i in order), body.eqns,
+                    tuple(body.outs[j] for j in keep) + tuple(body.outs[nk:]), body.span)
+    new_ins = tuple(e.ins[i] for i in order)
+    new_outs = tuple(e.outs[j] for j in keep) + tuple(e.outs[nk:])
+    found = {e.outs[j]: e.ins[nc + j] for j in fixed}
+    return Eqn("scan", new_ins, new_outs, {**prm, "body": new_body, "n_consts": nc + len(fixed),
+                                           "n_carry": len(keep)}, e.span), found
