@@ -47,7 +47,7 @@ def compiler_build() -> str:
         # everything that decides a kernel's code: the compiler, and the runtime's
         # helpers, kernel kinds and retyping (not the rest of the runtime)
         files = sorted(Path(metacc.__file__).parent.rglob("*.py")) + [
-            here / "helpers.py", here / "kernel.py", here / "retype.py"]
+            here / "helpers.py", here / "extern.py", here / "kernel.py", here / "retype.py"]
         for f in files:
             h.update(f.name.encode())
             h.update(f.read_bytes())

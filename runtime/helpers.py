@@ -274,3 +274,35 @@ def normal_f32(key, counter):
 NAMES = ("ld", "st", "copy_n", "transpose_n", "mm_dots", "fill_n", "mm_nn", "mm_tn", "mm_nt", "mm_tt", "lu_solve", "sigmoid_f64",
          "sigmoid_f32", "softplus_f64", "softplus_f32", "mix", "fold", "uniform53", "uniform_f64",
          "uniform_f32", "normal_f64", "normal_f32")
+
+
+# ---- C entry points: what kernels call (through metacc.runtime.extern) ----
+#
+# A kernel that called the helpers above directly would get their LLVM IR linked
+# into its own module and optimised again there, every specialisation of every
+# one, in every kernel. Kernels instead call these wrappers by address (compiled
+# once as C-ABI cfuncs, cached here beside the helpers, so that an edit to this
+# file recompiles them): each takes data pointers already offset to the first
+# element and views them as arrays of their exact size.
+
+from numba import carray  # noqa: E402
+
+
+def mm_nn_at(a, b, out, m, kk, n):
+    mm_nn(carray(a, m * kk), 0, carray(b, kk * n), 0, carray(out, m * n), 0, m, kk, n)
+
+
+def mm_tn_at(x, b, out, m, kk, n):
+    mm_tn(carray(x, kk * m), 0, carray(b, kk * n), 0, carray(out, m * n), 0, m, kk, n)
+
+
+def mm_nt_at(a, w, out, m, kk, n):
+    mm_nt(carray(a, m * kk), 0, carray(w, n * kk), 0, carray(out, m * n), 0, m, kk, n)
+
+
+def mm_tt_at(x, w, out, m, kk, n):
+    mm_tt(carray(x, kk * m), 0, carray(w, n * kk), 0, carray(out, m * n), 0, m, kk, n)
+
+
+def fill_n_at(dst, n, value):
+    fill_n(carray(dst, n), 0, n, value)

@@ -1,10 +1,11 @@
 """Lowering one IR function to a Numba task kernel.
 
     def NAME(inputs..., outputs..., ws_f64, ..., dims...):
-        h1 = at_f64; at_f64 += 40 * k     # buffer offsets in the workspace, laid out once
+        h1 = 200 + 40 * k                 # buffer offsets in the workspace, laid out once
         for i0 in range(k):               # fused loop nests
             ...
         mm_nn(...)                         # matmuls, copies, solves: compiled helpers
+                                           # (matmuls and fills called by address)
         for k_1 in range(5):               # scans as loops; carries swap offsets
             ...
         return (scalar outputs,)
@@ -74,6 +75,7 @@ class KernelWriter:
         self.fn = fn
         self.names = CodeNames()
         self.helpers: set[str] = set()
+        self.links: set[str] = set()               # C entry points called, "mm_nn_f32" (runtime/extern.py)
         self.dims: dict[str, str] = {}
         self.slots = Slots()
         self.loc: dict[Var, tuple[str, str]] = {}
@@ -191,12 +193,14 @@ class KernelWriter:
         self.ws_dtypes = sorted({s.type.dtype for s in self.slots.items})
         if self.slots.items:
             head.comment("workspace layout: each buffer's offset, fixed for the whole call")
-            for dt in self.ws_dtypes:
-                head.line(f"at_{dt} = 0")
+            # one line per buffer, its offset in closed form (a running `at += size`
+            # would be a variable Numba sees assigned a hundred times)
+            at: dict[str, dict[tuple[str, ...], int]] = {dt: {} for dt in self.ws_dtypes}
             for s in self.slots.items:
-                dt = s.type.dtype
-                head.line(f"{s.name} = at_{dt}")
-                head.line(f"at_{dt} += {self.size(s.type.shape)}")
+                terms = at[s.type.dtype]
+                head.line(f"{s.name} = {size_code(terms, self.dim)}")
+                coef, mono = size_terms(s.type.shape)
+                terms[mono] = terms.get(mono, 0) + coef
         self.dim_args = [self.dims[s] for s in fn.symbols()]
         self.size_args = [self.fixed[v] for v in sorted(self.fixed)]
         self.size_values = [str(v) for v in sorted(self.fixed)]
@@ -280,6 +284,7 @@ class KernelWriter:
                 base, off = self.loc[v]
                 w.line(f"fill_n({base}, {off}, {self.size(v.type.shape)}, {init})")
                 self.helpers.add("fill_n")
+                self.links.add(f"fill_n_{v.type.dtype}")
         depth = w.depth
         flat = len(looped) > 1 and self._flat_ok(g)
         if flat:
@@ -355,6 +360,7 @@ class KernelWriter:
         n = self.opaque_dim(b.type.shape[1])
         helper = f"mm_{'t' if at else 'n'}{'t' if bt else 'n'}"
         self.helpers.add(helper)
+        self.links.add(f"{helper}_{e.outs[0].type.dtype}")
         ol = self.loc[e.outs[0]]
         self.w.line(f"{helper}({al[0]}, {al[1]}, {bl[0]}, {bl[1]}, {ol[0]}, {ol[1]}, {m}, {kk}, {n})")
 

@@ -29,6 +29,7 @@ from metacc.backend.writer import Writer
 from metacc.errors import InternalError
 from metacc.ir.core import Func
 from metacc.ir.verify import verify
+from metacc.runtime.extern import NAMES as EXTERN
 
 REDUCTIONS = ("mean", "sum", "stack")
 
@@ -63,8 +64,7 @@ def lower(fn: Func, batched: list[bool] | None = None, reduce: list[str] | None 
     name = sanitize(fn.name)
     kw = KernelWriter(fn)
     task_src, in_names, out_args = kw.task(name)
-    helpers = sorted(kw.helpers | {"ld", "st"})
-    imports = f"from metacc.runtime.helpers import {', '.join(helpers)}\n\n\n"
+    imports = _imports(kw)
     parts = [HEADER.format(what=fn.name), imports, task_src, "\n",
              _ws_fn(kw, name), "\n", _call_fn(kw, name, in_names)]
     entries = [f"ENTRY_CALL = {name}_call"]
@@ -73,6 +73,19 @@ def lower(fn: Func, batched: list[bool] | None = None, reduce: list[str] | None 
         entries.append(f"ENTRY_BATCHED = {name}_batched")
     parts += ["\n\n# entry points, under fixed names for the runtime\n", "\n".join(entries), "\n"]
     return Lowered("".join(parts), name, fn)
+
+
+def _imports(kw: KernelWriter) -> str:
+    """Helpers come from metacc.runtime.helpers, or from metacc.runtime.extern for
+    those the kernel calls by address; the module links those at import, before
+    Numba can load the kernel's cached machine code."""
+    used = kw.helpers | {"ld", "st"}
+    ext = sorted((used & set(EXTERN)) | ({"link"} if kw.links else set()))
+    text = f"from metacc.runtime.extern import {', '.join(ext)}\n" if ext else ""
+    text += f"from metacc.runtime.helpers import {', '.join(sorted(used - set(EXTERN)))}\n"
+    if kw.links:
+        text += f"\nlink({', '.join(repr(x) for x in sorted(kw.links))})\n"
+    return text + "\n\n"
 
 
 def lower_batched(fn: Func, batched: list[bool], reduce: list[str]) -> str:

@@ -11,6 +11,7 @@ import keyword
 import re
 
 from metacc.ir.core import Var
+from metacc.runtime.extern import NAMES as EXTERN
 from metacc.runtime.helpers import NAMES as HELPERS
 from metacc.ir.printer import Names
 
@@ -22,7 +23,7 @@ RESERVED = frozenset({
 } | {f"i{d}" for d in range(16)}
   | {f"{p}_{t}" for p in ("ws", "at") for t in ("f32", "f64", "i64", "bool", "key")}
   | {f"{p}{j}" for p in ("per_task", "over_tasks") for j in range(256)}
-  | set(HELPERS) | {"CACHE", "r", "i", "threads", "work"} | set(dir(builtins)))
+  | set(HELPERS) | set(EXTERN) | {"CACHE", "r", "i", "threads", "work"} | set(dir(builtins)))
 
 
 def sanitize(name: str) -> str:
