@@ -1,7 +1,7 @@
 """Lowering one IR function to a Numba task kernel.
 
     def NAME(inputs..., outputs..., ws_f64, ..., dims...):
-        h1 = 200 + 40 * k                 # buffer offsets in the workspace, laid out once
+        h1 = h0 + 40 * k                  # buffer offsets in the workspace, laid out once
         for i0 in range(k):               # fused loop nests
             ...
         mm_nn(...)                         # matmuls, copies, solves: compiled helpers
@@ -190,17 +190,19 @@ class KernelWriter:
         body.line(f"return ({ret}{',' if len(self.scalar_outs) == 1 else ''})")
 
         head = Writer(1)
+        self._slot_shape: dict[str, tuple] = {}
         self.ws_dtypes = sorted({s.type.dtype for s in self.slots.items})
         if self.slots.items:
             head.comment("workspace layout: each buffer's offset, fixed for the whole call")
-            # one line per buffer, its offset in closed form (a running `at += size`
-            # would be a variable Numba sees assigned a hundred times)
-            at: dict[str, dict[tuple[str, ...], int]] = {dt: {} for dt in self.ws_dtypes}
+            # each buffer right after the previous one of its dtype: one assignment per
+            # buffer and the fewest operations (a running `at += size` is a variable
+            # Numba sees assigned a hundred times; closed forms repeat the products)
+            last: dict[str, str] = {}
             for s in self.slots.items:
-                terms = at[s.type.dtype]
-                head.line(f"{s.name} = {size_code(terms, self.dim)}")
-                coef, mono = size_terms(s.type.shape)
-                terms[mono] = terms.get(mono, 0) + coef
+                dt = s.type.dtype
+                head.line(f"{s.name} = {_plus(last[dt], self.size(self._slot_shape[last[dt]])) if dt in last else '0'}")
+                last[dt] = s.name
+                self._slot_shape[s.name] = s.type.shape
         self.dim_args = [self.dims[s] for s in fn.symbols()]
         self.size_args = [self.fixed[v] for v in sorted(self.fixed)]
         self.size_values = [str(v) for v in sorted(self.fixed)]
