@@ -15,6 +15,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from metacc.runtime.simd import vfma, vload, vstore, vtranspose, vzero
+
 OPTS = dict(cache=True, error_model="numpy")
 
 
@@ -62,14 +64,157 @@ FAST = dict(OPTS, fastmath={"reassoc", "contract", "nsz"})
 NARROW = 16       # below this many output columns, dot products beat row updates
 
 
+@njit(**OPTS)
+def gemm(a, ao, sai, saq, b, bo, ldb, out, oo, ldo, m, kk, n):
+    """out[m, n] = A @ B with A[i, q] = a[ao + i * sai + q * saq] (a matrix or
+    a transposed one), B[q, j] = b[bo + q * ldb + j] and out[i, j] at
+    oo + i * ldo + j.
+
+    Tiles of 4 rows x 2 registers of the output stay in registers over the
+    whole kk loop (runtime/simd.py); the columns past the last full register
+    and the rows past the last full tile take narrower paths."""
+    L = 32 // out.itemsize                # lanes of a register
+    i = 0
+    while i + 4 <= m:
+        a0, a1, a2, a3 = ao + i * sai, ao + (i + 1) * sai, ao + (i + 2) * sai, ao + (i + 3) * sai
+        j = 0
+        while j + 2 * L <= n:
+            c00 = vzero(out)
+            c01 = vzero(out)
+            c10 = vzero(out)
+            c11 = vzero(out)
+            c20 = vzero(out)
+            c21 = vzero(out)
+            c30 = vzero(out)
+            c31 = vzero(out)
+            for q in range(kk):
+                b0 = vload(b, bo + q * ldb + j)
+                b1 = vload(b, bo + q * ldb + j + L)
+                x = ld(a, a0 + q * saq)
+                c00 = vfma(c00, x, b0)
+                c01 = vfma(c01, x, b1)
+                x = ld(a, a1 + q * saq)
+                c10 = vfma(c10, x, b0)
+                c11 = vfma(c11, x, b1)
+                x = ld(a, a2 + q * saq)
+                c20 = vfma(c20, x, b0)
+                c21 = vfma(c21, x, b1)
+                x = ld(a, a3 + q * saq)
+                c30 = vfma(c30, x, b0)
+                c31 = vfma(c31, x, b1)
+            r = oo + i * ldo + j
+            vstore(out, r, c00)
+            vstore(out, r + L, c01)
+            vstore(out, r + ldo, c10)
+            vstore(out, r + ldo + L, c11)
+            vstore(out, r + 2 * ldo, c20)
+            vstore(out, r + 2 * ldo + L, c21)
+            vstore(out, r + 3 * ldo, c30)
+            vstore(out, r + 3 * ldo + L, c31)
+            j += 2 * L
+        while j + L <= n:
+            c0 = vzero(out)
+            c1 = vzero(out)
+            c2 = vzero(out)
+            c3 = vzero(out)
+            for q in range(kk):
+                b0 = vload(b, bo + q * ldb + j)
+                c0 = vfma(c0, ld(a, a0 + q * saq), b0)
+                c1 = vfma(c1, ld(a, a1 + q * saq), b0)
+                c2 = vfma(c2, ld(a, a2 + q * saq), b0)
+                c3 = vfma(c3, ld(a, a3 + q * saq), b0)
+            r = oo + i * ldo + j
+            vstore(out, r, c0)
+            vstore(out, r + ldo, c1)
+            vstore(out, r + 2 * ldo, c2)
+            vstore(out, r + 3 * ldo, c3)
+            j += L
+        if j < n:
+            _gemm_cols(a, ao, sai, saq, b, bo, ldb, out, oo, ldo, i, i + 4, j, kk, n)
+        i += 4
+    while i < m:
+        ai = ao + i * sai
+        j = 0
+        while j + L <= n:
+            c0 = vzero(out)
+            for q in range(kk):
+                c0 = vfma(c0, ld(a, ai + q * saq), vload(b, bo + q * ldb + j))
+            vstore(out, oo + i * ldo + j, c0)
+            j += L
+        if j < n:
+            _gemm_cols(a, ao, sai, saq, b, bo, ldb, out, oo, ldo, i, i + 1, j, kk, n)
+        i += 1
+
+
+@njit(**OPTS)
+def _gemm_cols(a, ao, sai, saq, b, bo, ldb, out, oo, ldo, i0, i1, j0, kk, n):
+    """The columns j0..n of rows i0..i1 of gemm, one element at a time."""
+    for i in range(i0, i1):
+        for j in range(j0, n):
+            if kk == 0:
+                st(out, oo + i * ldo + j, 0)
+                continue
+            s = ld(a, ao + i * sai) * ld(b, bo + j)
+            for q in range(1, kk):
+                s += ld(a, ao + i * sai + q * saq) * ld(b, bo + q * ldb + j)
+            st(out, oo + i * ldo + j, s)
+
+
+@njit(**OPTS)
+def mm(a, ao, sai, saq, b, bo, sbq, sbj, out, oo, m, kk, n):
+    """out[m, n] (row-major) = A @ B for A[i, q] = a[ao + i * sai + q * saq] and
+    B[q, j] = b[bo + q * sbq + j * sbj]: every transposition of both operands.
+
+    gemm wants B's rows contiguous and wastes the columns past the last full
+    register; when the rows of A fill registers better than the columns of B
+    (P1's [40, 40] @ [40, 10]), the product runs transposed, out^T = B^T A^T,
+    and the result is transposed back. Operands are copied into row-major
+    scratch where gemm needs them so."""
+    if m == 0 or n == 0:
+        return
+    L = 32 // out.itemsize
+    if n == 1 and saq == 1 and sbq == 1 and kk >= NARROW:
+        mm_dots(a, ao, b, bo, out, oo, m, kk, 1, sai)     # one dot product per row
+        return
+    if n % L != 0 and m >= L and m % L < n % L:
+        # out^T[n, m] = B^T[n, kk] @ A^T[kk, m]: B^T[j, q] = b[bo + j * sbj + q * sbq]
+        if sai == 1:
+            at, ato, lda = a, ao, saq
+        else:
+            at = np.empty(kk * m, a.dtype)
+            if saq == 1:            # A is row-major [m, kk]
+                transpose_n(a, ao, at, 0, m, kk)
+            else:
+                for q in range(kk):
+                    for i in range(m):
+                        st(at, q * m + i, ld(a, ao + i * sai + q * saq))
+            ato, lda = 0, m
+        ot = np.empty(n * m, out.dtype)
+        gemm(b, bo, sbj, sbq, at, ato, lda, ot, 0, m, n, kk, m)
+        transpose_n(ot, 0, out, oo, n, m)
+        return
+    if sbj == 1:
+        gemm(a, ao, sai, saq, b, bo, sbq, out, oo, n, m, kk, n)
+        return
+    bt = np.empty(kk * n, b.dtype)
+    if sbq == 1:                    # B^T is row-major [n, kk]
+        transpose_n(b, bo, bt, 0, n, kk)
+    else:
+        for q in range(kk):
+            for j in range(n):
+                st(bt, q * n + j, ld(b, bo + q * sbq + j * sbj))
+    gemm(a, ao, sai, saq, bt, 0, n, out, oo, n, m, kk, n)
+
+
 @njit(**FAST)
-def mm_dots(a, ao, w, wo, out, oo, m, kk, n):
-    """out[m, n] = a[m, kk] @ transpose(w) with w stored as [n, kk]: one dot product per element."""
+def mm_dots(a, ao, w, wo, out, oo, m, kk, n, lda):
+    """out[m, n] = a @ transpose(w), rows of a at stride lda, w stored as
+    [n, kk]: one dot product per element (vectorised along kk)."""
     if kk == 0:
         fill_n(out, oo, m * n, 0)
         return
     for i in range(m):
-        ai = ao + i * kk
+        ai = ao + i * lda
         for j in range(n):
             wj = wo + j * kk
             s = ld(a, ai) * ld(w, wj)
@@ -80,80 +225,44 @@ def mm_dots(a, ao, w, wo, out, oo, m, kk, n):
 
 @njit(**OPTS)
 def mm_nn(a, ao, b, bo, out, oo, m, kk, n):
-    """out[m, n] = a[m, kk] @ b[kk, n]: a row of b per element of a (vectorises over n);
-    for narrow outputs, dot products against the transposed b."""
-    if n == 1:                      # b is a column: the same memory as its transpose
-        mm_dots(a, ao, b, bo, out, oo, m, kk, n)
-        return
-    if n < NARROW and kk >= NARROW:
-        bt = np.empty(kk * n, b.dtype)
-        transpose_n(b, bo, bt, 0, kk, n)
-        mm_dots(a, ao, bt, 0, out, oo, m, kk, n)
-        return
-    for i in range(m):
-        r = oo + i * n
-        for j in range(n):
-            st(out, r + j, 0)
-        for q in range(kk):
-            aiq = ld(a, ao + i * kk + q)
-            bq = bo + q * n
-            for j in range(n):
-                st(out, r + j, ld(out, r + j) + aiq * ld(b, bq + j))
+    """out[m, n] = a[m, kk] @ b[kk, n]."""
+    mm(a, ao, kk, 1, b, bo, n, 1, out, oo, m, kk, n)
 
 
 @njit(**OPTS)
 def mm_tn(x, xo, b, bo, out, oo, m, kk, n):
     """out[m, n] = transpose(x) @ b with x stored as [kk, m] (the adjoint of a weight)."""
-    for i in range(m * n):
-        st(out, oo + i, 0)
-    if n == 1:                      # a vector: run along rows of x, not along b's one column
-        for q in range(kk):
-            bq = ld(b, bo + q)
-            xq = xo + q * m
-            for i in range(m):
-                st(out, oo + i, ld(out, oo + i) + ld(x, xq + i) * bq)
-        return
-    for q in range(kk):
-        bq = bo + q * n
-        for i in range(m):
-            xqi = ld(x, xo + q * m + i)
-            r = oo + i * n
-            for j in range(n):
-                st(out, r + j, ld(out, r + j) + xqi * ld(b, bq + j))
-
-
-@njit(**OPTS)
-def transpose_n(src, so, dst, do, rows, cols):
-    """dst[cols, rows] = transpose(src[rows, cols])."""
-    for r in range(rows):
-        for c in range(cols):
-            st(dst, do + c * rows + r, ld(src, so + r * cols + c))
+    mm(x, xo, 1, m, b, bo, n, 1, out, oo, m, kk, n)
 
 
 @njit(**OPTS)
 def mm_nt(a, ao, w, wo, out, oo, m, kk, n):
-    """out[m, n] = a @ transpose(w) with w stored as [n, kk].
-
-    Transposing w first (into a small temporary) and running the row-major
-    product beats dot products per element, which do not vectorise without
-    reassociating sums (2.5x at 10x40x40)."""
-    if n < NARROW:
-        mm_dots(a, ao, w, wo, out, oo, m, kk, n)
-        return
-    if kk == 1:                     # w is a column: the same memory as its transpose
-        mm_nn(a, ao, w, wo, out, oo, m, kk, n)
-        return
-    wt = np.empty(kk * n, w.dtype)
-    transpose_n(w, wo, wt, 0, n, kk)
-    mm_nn(a, ao, wt, 0, out, oo, m, kk, n)
+    """out[m, n] = a @ transpose(w) with w stored as [n, kk]."""
+    mm(a, ao, kk, 1, w, wo, 1, kk, out, oo, m, kk, n)
 
 
 @njit(**OPTS)
 def mm_tt(x, xo, w, wo, out, oo, m, kk, n):
     """out[m, n] = transpose(x) @ transpose(w), x stored as [kk, m], w as [n, kk]."""
-    wt = np.empty(kk * n, w.dtype)
-    transpose_n(w, wo, wt, 0, n, kk)
-    mm_tn(x, xo, wt, 0, out, oo, m, kk, n)
+    mm(x, xo, 1, m, w, wo, 1, kk, out, oo, m, kk, n)
+
+
+@njit(**OPTS)
+def transpose_n(src, so, dst, do, rows, cols):
+    """dst[cols, rows] = transpose(src[rows, cols]): register blocks of lanes x
+    lanes (runtime/simd.py), element by element at the edges."""
+    L = 32 // src.itemsize
+    r0 = rows - rows % L
+    c0 = cols - cols % L
+    for r in range(0, r0, L):
+        for c in range(0, c0, L):
+            vtranspose(src, so + r * cols + c, cols, dst, do + c * rows + r, rows)
+    for r in range(r0):
+        for c in range(c0, cols):
+            st(dst, do + c * rows + r, ld(src, so + r * cols + c))
+    for r in range(r0, rows):
+        for c in range(cols):
+            st(dst, do + c * rows + r, ld(src, so + r * cols + c))
 
 
 @njit(**OPTS)
@@ -271,7 +380,7 @@ def normal_f32(key, counter):
     return np.float32(normal_f64(key, counter))
 
 
-NAMES = ("ld", "st", "copy_n", "transpose_n", "mm_dots", "fill_n", "mm_nn", "mm_tn", "mm_nt", "mm_tt", "lu_solve", "sigmoid_f64",
+NAMES = ("ld", "st", "copy_n", "transpose_n", "mm_dots", "gemm", "_gemm_cols", "mm", "fill_n", "mm_nn", "mm_tn", "mm_nt", "mm_tt", "lu_solve", "sigmoid_f64",
          "sigmoid_f32", "softplus_f64", "softplus_f32", "mix", "fold", "uniform53", "uniform_f64",
          "uniform_f32", "normal_f64", "normal_f32")
 

@@ -4,6 +4,10 @@
   neg(neg(x)), stop_gradient(stop_gradient(x)) -> one op
   reshape/broadcast_to/sum_to to x's own shape, cast to x's own dtype -> x
   transpose(transpose(x)) with inverse perms -> x
+  transpose(a @ b) -> transpose(b) @ transpose(a), when nothing else reads a @ b
+      (reverse mode writes the adjoint of x^T @ y as the transpose of a
+      product; computed directly, the product takes the matmul helpers'
+      fast shape and the transposes fold into their operand order)
   x + zeros, zeros + x  (zeros from `full` with value 0) -> x   (accumulation folding)
   x * zeros, zeros * x -> zeros of the output shape; ops on literals alone -> literal
 Each rewrite keeps types exactly, so the verifier still holds.
@@ -15,7 +19,7 @@ import numpy as np
 from metacc.ir.builder import Builder
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.interp import IMPLS
-from metacc.ir.types import NUMPY_DTYPE
+from metacc.ir.types import NUMPY_DTYPE, TensorType
 
 
 def _is_lit(a, value) -> bool:
@@ -36,10 +40,19 @@ def fold(fn: Func) -> Func:
             a = sub[a]
         return a
 
+    uses = _use_counts(fn)
     for e in fn.eqns:
         ins = tuple(read(a) for a in e.ins)
         params = {k: (fold(v) if isinstance(v, Func) else v) for k, v in e.params.items()}
         out = e.outs[0] if len(e.outs) == 1 else None
+        if out is not None and _is_transposed_product(e.prim, ins, params, defs, uses):
+            d = defs[ins[0]]
+            new = Eqn("matmul", (_transposed(d.ins[1], defs, b, e.span), _transposed(d.ins[0], defs, b, e.span)),
+                      e.outs, {}, e.span)
+            b.eqns.append(new)
+            defs[out] = new
+            changed = True
+            continue
         rep = _rewrite(e.prim, ins, params, out, zero_of, defs, one_of) if out is not None else None
         if rep is not None:
             if isinstance(rep, str) and rep == "zeros":
@@ -65,6 +78,38 @@ def fold(fn: Func) -> Func:
     if not changed:
         return fn
     return Func(fn.name, fn.ins, tuple(b.eqns), tuple(read(a) for a in fn.outs), fn.span)
+
+
+def _use_counts(fn: Func) -> dict:
+    n: dict = {}
+    for e in fn.eqns:
+        for a in e.ins:
+            if isinstance(a, Var):
+                n[a] = n.get(a, 0) + 1
+    for a in fn.outs:
+        if isinstance(a, Var):
+            n[a] = n.get(a, 0) + 1
+    return n
+
+
+def _is_transposed_product(prim, ins, params, defs, uses) -> bool:
+    if prim != "transpose" or params["perm"] != (1, 0) or not isinstance(ins[0], Var):
+        return False
+    d = defs.get(ins[0])
+    return (d is not None and d.prim == "matmul" and not d.params and uses.get(ins[0], 0) == 1
+            and all(a.type.rank == 2 for a in d.ins))
+
+
+def _transposed(x: Var, defs, b: Builder, span) -> Var:
+    """x^T: the operand of x's own transpose when it is one, else a new transpose."""
+    d = defs.get(x)
+    if d is not None and d.prim == "transpose" and d.params["perm"] == (1, 0):
+        return d.ins[0]
+    t = Var(x.name + "_t", TensorType(x.type.dtype, (x.type.shape[1], x.type.shape[0])))
+    e = Eqn("transpose", (x,), (t,), {"perm": (1, 0)}, span)
+    b.eqns.append(e)
+    defs[t] = e
+    return t
 
 
 def _same(a, out) -> bool:
