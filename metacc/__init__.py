@@ -2,6 +2,7 @@
 __version__ = "0.1.0"
 
 from metacc.errors import InternalError, MetaccError  # noqa: E402,F401
+from metacc.diagnostics import ConvergenceWarning  # noqa: E402,F401
 
 
 def compile(path_or_source, dtype=None, cache_dir=None):  # noqa: A001

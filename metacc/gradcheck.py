@@ -98,6 +98,14 @@ def surrogate_constructs(fn_ir) -> list:
     return found
 
 
+def argmin_eqns(fn_ir) -> list:
+    found = [e for e in fn_ir.eqns if e.prim == "argmin"]
+    for e in fn_ir.eqns:
+        for sub in e.subfuncs():
+            found += argmin_eqns(sub)
+    return found
+
+
 def implicit_solves(fn_ir) -> list:
     found = [e for e in fn_ir.eqns if e.prim == "argmin" and e.params.get("implicit")]
     for e in fn_ir.eqns:
@@ -107,7 +115,33 @@ def implicit_solves(fn_ir) -> list:
 
 
 def gradcheck(path: str, fn_name: str, wrt=None, seed: int = 0, dims=None, eps: float = 1e-6,
-              n_dirs: int = 3, n_coords: int = 10, constants=None) -> list[Check]:
+              n_dirs: int = 3, n_coords: int = 10, constants=None, convergence: list | None = None) -> list[Check]:
+    """The checks, worst last not guaranteed. `convergence`, when given, receives the
+    ConvergenceWarnings the compiled calls raised (one per solver, its worst figure)
+    instead of their going through the warnings module."""
+    if convergence is None:
+        return _gradcheck(path, fn_name, wrt, seed, dims, eps, n_dirs, n_coords, constants)
+    import warnings
+    from metacc.diagnostics import ConvergenceWarning
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ConvergenceWarning)
+        try:
+            return _gradcheck(path, fn_name, wrt, seed, dims, eps, n_dirs, n_coords, constants)
+        finally:
+            worst: dict = {}
+            for w in seen:
+                if not isinstance(w.message, ConvergenceWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                    continue
+                m = w.message
+                key = (m.kind, m.where, str(m).split(" did not converge")[0])
+                old = worst.get(key)
+                if old is None or np.isnan(m.value) or (not np.isnan(old.value) and m.value > old.value):
+                    worst[key] = m
+            convergence.extend(worst.values())
+
+
+def _gradcheck(path, fn_name, wrt, seed, dims, eps, n_dirs, n_coords, constants) -> list[Check]:
     import metacc
     from metacc.frontend import load
     program = load(path, float_dtype="f64", constants=constants or None)

@@ -4,6 +4,10 @@ batch layout, from IR to a loaded Numba module (through the disk cache).
 Kinds (metacc.kernels): forward, grad (value and gradient), vjp, jvp, hvp;
 for a `meta` function the task arguments carry a leading task axis and every
 output is the mean over tasks, all in one parallel call.
+
+Solvers in the program (argmin's SGD, conjugate gradient) add convergence
+figures as extra outputs (metacc.diagnostics); a call strips them and warns
+(metacc.ConvergenceWarning) about any that missed its tolerance.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import re
 from pathlib import Path
 
 from metacc.ad import expand
+from metacc.diagnostics import check, hoist
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
 from metacc.kernels import kernel_ir
@@ -46,11 +51,19 @@ class Kernel:
         return out
 
     def source(self) -> str:
-        fn = self.ir()
+        # solver convergence figures become the kernel's last outputs (kept per task
+        # when batched), listed in the module as DIAGNOSTICS for __call__ to strip
+        fn, descs = hoist(self.ir())
+        n_user = len(fn.outs) - len(descs)
         if self.batched is None:
-            return _lower()(fn).source
-        return _lower()(fn, list(self.batched) + [False] * (len(fn.ins) - len(self.batched)),
-                     ["mean"] * len(fn.outs)).source
+            src = _lower()(fn).source
+        else:
+            src = _lower()(fn, list(self.batched) + [False] * (len(fn.ins) - len(self.batched)),
+                           ["mean"] * n_user + ["stack"] * len(descs)).source
+        if descs:
+            src += ("\n# solver convergence figures: the last len(DIAGNOSTICS) outputs (metacc.diagnostics)\n"
+                    f"DIAGNOSTICS = {descs!r}\n")
+        return src
 
     def module(self):
         if self._mod is None:
@@ -65,6 +78,15 @@ class Kernel:
         return self._mod
 
     def __call__(self, args: list):
+        out = self._run(args)
+        descs = getattr(self._mod, "DIAGNOSTICS", None)
+        if descs:
+            n = len(descs)
+            check(descs, out[len(out) - n:], batched=self.batched is not None)
+            out = out[:len(out) - n]
+        return out
+
+    def _run(self, args: list):
         mod = self.module()
         entry = mod.ENTRY_BATCHED if self.batched is not None else mod.ENTRY_CALL
         try:

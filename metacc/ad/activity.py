@@ -81,7 +81,7 @@ def cuts(fn: Func, index: int) -> list[Eqn]:
     found: list[Eqn] = []
     for e in fn.eqns:
         flags = [isinstance(a, Var) and a in reach for a in e.ins]
-        if not any(flags):
+        if not any(flags) or not e.outs:      # an eqn without outputs (a diagnostic) cuts nothing
             continue
         reach.update(e.outs)
         float_in = [f and isinstance(a, Var) and a.type.is_float for a, f in zip(e.ins, flags)]

@@ -13,6 +13,12 @@ so none of its steps is differentiated. The result is returned as
 whose value is exactly p* and whose derivative with respect to `extra` is
 -A^-1 d2F/dp d(extra): the implicit-function-theorem gradient (iMAML). A^-1 is
 applied by `cg_solve` on Hessian-vector products; no Hessian is formed.
+
+Either way the expansion also reports how far the solver got (metacc.diagnostics):
+the inner objective's gradient norm at the returned point, relative to the
+start, against sgd(tol=...). The primal solve for c is value-neutral (p_out's
+value is p* whatever c is), so only the solves its derivatives run report
+their residual (diagnose=True, set by the JVP/VJP rules of cg_solve).
 """
 from __future__ import annotations
 
@@ -48,19 +54,50 @@ def _hvp_matvec(objective: Func, n_p: int) -> Func:
     return b.build("hessian_matvec", outs[n_p:])
 
 
+def _report_stationarity(b: Builder, e: Eqn, objective: Func, start, p_end, frozen, g_end=None) -> None:
+    """diagnostic: |grad F(p_end)| / |grad F(p0)| (absolute if the start is stationary)."""
+    from metacc.ad.expand import grad_inline
+    from metacc.diagnostics import SGD_TOL, emit, relative_norm, sq_norm
+    n_p = e.params["n_p"]
+    solver = e.params["solver"]
+    implicit = e.params.get("implicit")
+    if g_end is None:
+        g_end = grad_inline(b, objective, list(p_end) + list(frozen), n_p, span=e.span)
+    g_0 = grad_inline(b, objective, list(start) + list(frozen), n_p, span=e.span)
+    figure = relative_norm(b, sq_norm(b, [b.stop_gradient(g) for g in g_end]), sq_norm(b, g_0),
+                           name="argmin_stationarity")
+    steps, lr = int(solver.get("steps", 100)), float(solver.get("lr", 0.01))
+    if implicit:
+        effect = ("The implicit gradient assumes a stationary point, so it is off by roughly "
+                  "this figure times the conditioning")
+    else:
+        effect = (f"The result is not the minimiser (the unrolled gradient is exact for the "
+                  f"{steps} steps taken, not for the argmin)")
+    advice = (f"{effect}. Raise sgd(steps={steps}) or its rate lr={lr:g} (while lr stays below "
+              f"2 / the largest curvature of the objective: a diverging run gives nan), make the "
+              f"objective better conditioned (e.g. a stronger proximal/regularising term), or accept "
+              f"a looser sgd(tol=...)")
+    emit(b, figure, kind="argmin", tol=float(solver.get("tol", SGD_TOL)), span=e.span,
+         what=f"argmin (sgd, {steps} steps, lr {lr:g})", advice=advice)
+
+
 def expand_argmin(b: Builder, e: Eqn, ins) -> list:
     from metacc.ad.expand import expand, grad_inline
     objective = expand(e.params["objective"])
     n_p = e.params["n_p"]
     init, extra = list(ins[:n_p]), list(ins[n_p:])
     implicit = e.params.get("implicit")
-    if not implicit:
-        return _sgd_loop(b, e, objective, init, extra)
     frozen = [b.stop_gradient(x, name=getattr(x, "name", "c")) if x.type.is_float else x for x in extra]
     start = [b.stop_gradient(x, name="p0") for x in init]
+    if not implicit:
+        out = _sgd_loop(b, e, objective, init, extra)
+        _report_stationarity(b, e, objective, start, [b.stop_gradient(p, name="p_end") for p in out], frozen)
+        return out
     p_star = [b.stop_gradient(p, name="p_star") for p in _sgd_loop(b, e, objective, start, frozen)]
     g = grad_inline(b, objective, p_star + extra, n_p, span=e.span)
+    _report_stationarity(b, e, objective, start, p_star, frozen, g_end=g)
     matvec = _hvp_matvec(objective, n_p)
     c = b.emit("cg_solve", *g, *p_star, *frozen, names=["implicit_dir"] * n_p, span=e.span,
-               matvec=matvec, n_b=n_p, iters=int(implicit.get("iters", 20)), tol=float(implicit.get("tol", 1e-8)))
+               matvec=matvec, n_b=n_p, iters=int(implicit.get("iters", 20)), tol=float(implicit.get("tol", 1e-8)),
+               diagnose=False, what="conjugate gradient of argmin's implicit derivative")
     return [b.add(p, b.sub(b.stop_gradient(ci), ci), name="p_opt") for p, ci in zip(p_star, c)]

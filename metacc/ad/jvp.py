@@ -121,7 +121,7 @@ JVP_RULES.update({
 
 # no derivative: integer, boolean, key and creation primitives
 for _p, _prim in PRIMS.items():
-    if _prim.family in ("compare", "logic", "random", "create") or _p in ("argmax", "sign"):
+    if _prim.family in ("compare", "logic", "random", "create", "effect") or _p in ("argmax", "sign"):
         if _p != "sign":
             JVP_RULES[_p] = lambda b, ins, outs, tans, **_: [None] * len(outs)
 

@@ -125,7 +125,7 @@ VJP_RULES.update({
 })
 
 for _p, _prim in PRIMS.items():
-    if _prim.family in ("compare", "logic", "random", "create") or _p == "argmax":
+    if _prim.family in ("compare", "logic", "random", "create", "effect") or _p == "argmax":
         VJP_RULES[_p] = lambda b, ins, outs, gs, **_: [None] * len(ins)
 
 

@@ -7,7 +7,7 @@ other values, even equal ones, are constants. It becomes
 whose outputs are the gradients of the wrt leaves. Under @first_order each of
 them is wrapped in stop_gradient.
 
-argmin(p from init: objective) by sgd(lr, steps) [implicit cg(iters, tol)]
+argmin(p from init: objective) by sgd(lr, steps[, tol]) [implicit cg(iters, tol)]
 becomes an `argmin` equation whose objective has the p leaves first, then the
 outer values it uses; the solver starts from `init`.
 """
@@ -102,14 +102,19 @@ def lower_grad(ctx: Ctx, node: A.Call):
 
 # ---- argmin ------------------------------------------------------------------------
 
-SOLVERS = {"sgd": {"lr": None, "steps": None}}
+# sgd's tol is not a stopping rule (the steps are fixed): the run is accepted when
+# |grad F(p*)| / |grad F(p0)| <= tol, else the runtime warns (metacc.diagnostics)
+SOLVERS = {"sgd": {"lr": None, "steps": None, "tol": 1e-4}}
 IMPLICIT = {"cg": {"iters": 20, "tol": 1e-8}}
 _INT_KEYS = ("steps", "iters")
 
 
 def _solver(ctx: Ctx, spec: A.SolverSpec, table: dict, role: str) -> dict:
     if spec.name not in table:
-        usage = " or ".join(f"{name}(" + ", ".join(f"{k}=..." for k in keys) + ")" for name, keys in table.items())
+        # the settings to write: the required ones (all, where every one has a default)
+        usage = " or ".join(f"{name}(" + ", ".join(f"{k}=..." for k in ([k for k, d in keys.items() if d is None]
+                                                                       or keys)) + ")"
+                            for name, keys in table.items())
         raise MetaccError(f"unknown {role} `{spec.name}`", spec.span, expected=", ".join(table), found=spec.name,
                           hint=did_you_mean(spec.name, table) or f"write {usage}")
     if spec.args:

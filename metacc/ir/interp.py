@@ -132,7 +132,23 @@ def _expand(e: Eqn) -> Func:
 
 
 def evaluate(fn: Func, args, dims: dict[str, int] | None = None) -> list[np.ndarray]:
-    """Evaluate fn on NumPy arrays; returns its outputs as a list."""
+    """Evaluate fn on NumPy arrays; returns its outputs as a list.
+
+    `diagnostic` equations (a solver's convergence figure) are collected while
+    the outermost call runs; it then warns (metacc.ConvergenceWarning) about any
+    figure above its tolerance, as the compiled kernels do."""
+    from metacc.diagnostics import finish_collecting, start_collecting
+    token = start_collecting()
+    ok = False
+    try:
+        out = _evaluate(fn, args, dims)
+        ok = True
+    finally:
+        finish_collecting(token, ok)
+    return out
+
+
+def _evaluate(fn: Func, args, dims: dict[str, int] | None = None) -> list[np.ndarray]:
     dims = bind_dims(fn, args, dims)
     env: dict[Var, object] = {v: np.asarray(a) for v, a in zip(fn.ins, args)}
 
@@ -161,6 +177,10 @@ def _eval_eqn(e: Eqn, ins, dims):
         return evaluate(e.params["fn"], ins, dims)
     if p in ("grad", "argmin", "cg_solve"):
         return evaluate(_expand(e), ins, dims)
+    if p == "diagnostic":
+        from metacc.diagnostics import record
+        record(e, ins[0])
+        return []
     if p == "dim_size":
         return [_dim_size(dims=e.params["dims"], dtype=e.params["dtype"], bindings=dims)]
     with np.errstate(all="ignore"):

@@ -409,3 +409,13 @@ def _cg_solve(*ins, matvec, n_b: int, iters: int, tol: float, **_):
     if list(matvec.out_types) != list(bs):
         raise ShapeError("cg_solve: matvec must return vectors of the right-hand side's types")
     return tuple(bs)
+
+
+@_register("diagnostic", "effect", 1,
+           "report a convergence figure (a float scalar) to the runtime: no outputs, no derivative. "
+           "params: kind ('argmin' or 'cg'), tol, where (file:line:col), what, advice; the runtime "
+           "warns when the figure is not <= tol (metacc.diagnostics)")
+def _diagnostic(x, *, kind: str, tol: float, where: str, what: str, advice: str = "", **_):
+    if x.rank != 0 or not x.is_float:
+        raise ShapeError(f"diagnostic needs a float scalar, got {x}")
+    return ()

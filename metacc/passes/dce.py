@@ -2,11 +2,15 @@
 
 Inside loops it also drops stacked outputs (ys) nobody reads and constants
 the body no longer uses, so residual buffers are only what the backward
-sweep needs. Equations without outputs in use are pure, so removal is safe.
+sweep needs. Equations without outputs in use are pure, so removal is safe; the
+exception is a `diagnostic` (no outputs: it reports a solver's convergence).
 """
 from __future__ import annotations
 
 from metacc.ir.core import Eqn, Func, Var
+
+# equations kept for what they report, not for a value (they have no outputs)
+EFFECTS = ("diagnostic",)
 
 
 def dce(fn: Func) -> Func:
@@ -14,7 +18,7 @@ def dce(fn: Func) -> Func:
     kept: list[Eqn] = []
     for e in reversed(fn.eqns):
         used = [v in live for v in e.outs]
-        if not any(used):
+        if not any(used) and e.prim not in EFFECTS:
             continue
         if e.prim == "scan":
             e = _prune_scan(e, used)

@@ -6,6 +6,9 @@ run before evaluation and code generation, spells it out as a scan of
 `iters` CG steps over all leaves of the vector at once. Once the relative
 residual |r| <= tol |b| the iterates freeze (select), so extra iterations
 are harmless and no division by a zero residual reaches the result.
+The final relative residual is reported as a `diagnostic` (metacc.diagnostics)
+unless the solve says diagnose=False (the value-neutral primal solve of an
+implicit argmin; the solves of its derivatives report).
 """
 from __future__ import annotations
 
@@ -53,7 +56,23 @@ def cg_loop(b: Builder, e: Eqn, ins) -> list:
                   names=["x"] * n + ["r"] * n + ["p"] * n + ["rs"], span=e.span, body=body,
                   length=int(prm["iters"]), n_consts=len(consts) + 1, n_carry=3 * n + 1,
                   label="conjugate gradient")
+    if prm.get("diagnose", True):
+        _report_residual(b, e, outs[3 * n], bb0)
     return list(outs[:n])
+
+
+def _report_residual(b: Builder, e: Eqn, rs, bb0) -> None:
+    """diagnostic: the final relative residual |r| / |b| (0 when b = 0) against tol."""
+    from metacc.diagnostics import emit, relative_norm
+    prm = e.params
+    iters, tol = int(prm["iters"]), float(prm["tol"])
+    figure = relative_norm(b, rs, bb0, name="cg_residual")
+    advice = (f"A derivative computed from this solve is off by about this figure times the "
+              f"condition number of the system. Raise cg(iters={iters}), make the system better "
+              f"conditioned with a stronger regulariser (e.g. a larger proximal weight lam), or "
+              f"accept a looser cg(tol={tol:g})")
+    emit(b, figure, kind="cg", tol=tol, span=e.span,
+         what=f"{prm.get('what', 'conjugate gradient')} ({iters} iteration{'s' if iters != 1 else ''})", advice=advice)
 
 
 def needs(fn: Func) -> bool:

@@ -158,4 +158,5 @@ CASES = (
 # primitives the rule tests reach only through other cases or dedicated tests
 COVERED_ELSEWHERE = {"compare": "through select/relu/max cases", "logic": "bool only",
                      "grad": "expanded before AD (test_nested)", "argmin": "test_implicit",
-                     "cg_solve": "test_implicit", "random": "no derivative (test_nodiff)"}
+                     "cg_solve": "test_implicit", "random": "no derivative (test_nodiff)",
+                     "diagnostic": "no outputs, no derivative (tests/runtime/test_convergence.py)"}

@@ -261,8 +261,8 @@ def test_argmin_equation_follows_the_convention():
     fn = load(EX / "imaml.meta").functions["imaml"]
     (e,) = eqns(fn.ir, "argmin")
     assert e.params["n_p"] == 6
-    assert e.params["solver"] == {"kind": "sgd", "lr": 0.01, "steps": 200}
-    assert e.params["implicit"] == {"kind": "cg", "iters": 20, "tol": 1e-8}
+    assert e.params["solver"] == {"kind": "sgd", "lr": 0.02, "steps": 1500, "tol": 1e-4}
+    assert e.params["implicit"] == {"kind": "cg", "iters": 100, "tol": 1e-8}
     obj = e.params["objective"]
     assert [v.name for v in obj.ins[:6]] == ["p.w1", "p.b1", "p.w2", "p.b2", "p.w3", "p.b3"]
     assert list(e.ins[:6]) == list(fn.ir.ins[:6])

@@ -107,7 +107,7 @@ def test_imaml_inner_solution_is_gradient_descent_on_the_proximal_objective():
     program = load(EX / "imaml.meta", float_dtype="f64")
     (loss,) = evaluate(program.functions["imaml"].ir, _flat(theta) + list(task) + [np.float64(1.0)])
     p = dict(theta)
-    for _ in range(200):
+    for _ in range(1500):
         g = mse_grad(p, task[0], task[1], "tanh")
-        p = {n: p[n] - 0.01 * (g[n] + 1.0 * (p[n] - theta[n])) for n in NET}
+        p = {n: p[n] - 0.02 * (g[n] + 1.0 * (p[n] - theta[n])) for n in NET}
     np.testing.assert_allclose(loss, mse(p, task[2], task[3], "tanh"), rtol=1e-8)
