@@ -25,6 +25,11 @@ def n_workers(n_tasks: int) -> int:
     return max(1, min(numba.get_num_threads(), n_tasks))
 
 
+def share(n_tasks: int, n_workers: int, worker: int) -> tuple[int, int]:
+    """The contiguous range of tasks [lo, hi) that `worker` runs."""
+    return worker * n_tasks // n_workers, (worker + 1) * n_tasks // n_workers
+
+
 def run(work, n: int) -> None:
     """work(0), ..., work(n - 1) concurrently; the caller's thread runs work(0)."""
     global _pool, _pool_size

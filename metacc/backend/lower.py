@@ -157,37 +157,75 @@ class KernelWriter:
         self.helpers.add("copy_n")
 
     # ---- the kernel ----
-    def task(self, name: str) -> tuple[str, list[str], list[str]]:
-        """Source of the task kernel; also its input and output argument names."""
+    def task(self, name: str, batched: list[bool] | None = None) -> tuple[str, list[str], list[str]]:
+        """Source of the task kernel; also its input and output argument names.
+
+        With `batched` (a flag per input), the kernel runs a range of tasks:
+
+            def NAME(task_lo, task_hi, inputs..., outputs..., ws..., dims...):
+                (workspace layout)
+                for task in range(task_lo, task_hi):
+                    x_at = task * 10      # each batched input's and output's row
+                    ...
+
+        batched inputs arrive whole ([tasks, ...] flattened), every output as
+        [tasks, ...] rows (scalars too: `outN[task]`), and one call runs many
+        tasks, so a batch costs one Python call per worker, not one per task."""
         fn = self.fn
         for s in fn.symbols():
             self.dims[s] = self.names.dim(s)
         in_names = [self.names(v) for v in fn.ins]
-        for v, n in zip(fn.ins, in_names):
-            if v.type.rank:
+        self.batched = batched
+        per_task: list[str] = []               # lines at the top of the task loop
+        kernel_ins = list(in_names)
+        for j, (v, n) in enumerate(zip(fn.ins, in_names)):
+            if batched is not None and batched[j]:
+                if v.type.rank:
+                    at = self.names.fresh(f"{n}_at")
+                    per_task.append(f"{at} = task * {self.size(v.type.shape)}")
+                    self.loc[v] = (n, at)
+                else:                          # a scalar per task: read it into the name the body uses
+                    kernel_ins[j] = self.names.fresh(f"{n}_all")
+                    per_task.append(f"{n} = ld({kernel_ins[j]}, task)")
+            elif v.type.rank:
                 self.loc[v] = (n, "0")
         plan = plan_body(fn, self.names, self.slots, list(fn.outs))
         out_args: list[str] = []
         copies: list[tuple[str, Atom]] = []
         self.scalar_outs: list[str] = []
+        self.scalar_out_args: list[str] = []
+        self.out_at: dict[str, str] = {}
         for j, a in enumerate(fn.outs):
             if a.type.rank == 0:
                 self.scalar_outs.append(self.atom(a))
-            elif isinstance(a, Var) and plan.storage.get(a) == "dest" and self.names(a) not in out_args:
+                if batched is not None:
+                    self.scalar_out_args.append(self.names.fresh(f"out{j}"))
+                continue
+            if isinstance(a, Var) and plan.storage.get(a) == "dest" and self.names(a) not in out_args:
                 out_args.append(self.names(a))
             else:
                 dst = self.names.fresh(f"out{j}")
                 out_args.append(dst)
                 copies.append((dst, a))
+            if batched is not None and out_args[-1] not in self.out_at:
+                at = self.names.fresh(f"{out_args[-1]}_at")
+                per_task.append(f"{at} = task * {self.size(a.type.shape)}")
+                self.out_at[out_args[-1]] = at
         self.out_args = out_args
         self._place(plan)
-        body = Writer(1)
+        body = Writer(1 if batched is None else 2)
         self.w = body
+        for line in per_task:
+            body.line(line)
         self.emit_body(plan)
         for dst, a in copies:
-            self.copy((dst, "0"), a)
-        ret = ", ".join(self.scalar_outs)
-        body.line(f"return ({ret}{',' if len(self.scalar_outs) == 1 else ''})")
+            self.copy((dst, self.out_at.get(dst, "0")), a)
+        if batched is None:
+            ret = ", ".join(self.scalar_outs)
+            body.line(f"return ({ret}{',' if len(self.scalar_outs) == 1 else ''})")
+        else:
+            for dst, v in zip(self.scalar_out_args, self.scalar_outs):
+                body.line(f"st({dst}, task, {v})")
 
         head = Writer(1)
         self._slot_shape: dict[str, tuple] = {}
@@ -203,10 +241,13 @@ class KernelWriter:
                 head.line(f"{s.name} = {_plus(last[dt], self.size(self._slot_shape[last[dt]])) if dt in last else '0'}")
                 last[dt] = s.name
                 self._slot_shape[s.name] = s.type.shape
+        if batched is not None:
+            head.line("for task in range(task_lo, task_hi):")
         self.dim_args = [self.dims[s] for s in fn.symbols()]
         self.size_args = [self.fixed[v] for v in sorted(self.fixed)]
         self.size_values = [str(v) for v in sorted(self.fixed)]
-        args = in_names + out_args + [f"ws_{dt}" for dt in self.ws_dtypes] + self.dim_args + self.size_args
+        args = (["task_lo", "task_hi"] if batched is not None else []) + kernel_ins + out_args \
+            + self.scalar_out_args + [f"ws_{dt}" for dt in self.ws_dtypes] + self.dim_args + self.size_args
         src = Writer()
         src.line('@njit(error_model="numpy", nogil=True, cache=CACHE)')
         src.line(f"def {name}({', '.join(args)}):")
@@ -219,7 +260,7 @@ class KernelWriter:
             if kind == "slot":
                 self.loc[v] = (f"ws_{v.type.dtype}", self.names(v))
             elif kind == "dest" and plan.fn is self.fn:
-                self.loc[v] = (self.names(v), "0")
+                self.loc[v] = (self.names(v), self.out_at.get(self.names(v), "0"))
         for sp in plan.scans.values():
             self._place(sp.body)
 

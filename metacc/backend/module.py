@@ -2,20 +2,22 @@
 
 For a function `f` the module holds
 
-    f(ins..., outs..., ws..., dims..., sizes...)   the task kernel (lower.py), jitted
+    f(ins..., outs..., ws..., dims..., sizes...)   the task kernel (lower.py), jitted;
+                         batched: f(task_lo, task_hi, ...) runs a range of tasks
     f_ws(dims...)        workspace elements per dtype
     f_call(ins...)       one call: reads dims, allocates outputs and workspace, runs f
-    f_batched(ins...)    (lower_batched only) a task batch in one call: workers
-                         (threads; f releases the GIL) each run their share of the
-                         tasks in their own workspace, each task writing its row of
-                         [tasks, ...] result buffers, reduced afterwards in task
-                         order, so the result is the same for any number of threads
+    f_batched(ins...)    (lower_batched only) a task batch: workers (threads; f
+                         releases the GIL) each run one contiguous range of tasks
+                         in one call of f in their own workspace, each task
+                         writing its row of [tasks, ...] result buffers, reduced
+                         afterwards in task order, so the result is the same for
+                         any number of threads
     ENTRY_CALL, ENTRY_BATCHED   the entries under fixed names, for the runtime
 
 Only `f` is jitted: a jitted entry calling it would make Numba compile the
 whole kernel a second time inside the caller (a `prange` wrapper: 22 s more
-for P1's meta-gradient), and the entries' work (shapes, allocation, a loop
-over tasks) costs microseconds in Python.
+for P1's meta-gradient), and the entries' work (shapes, allocation, one call per
+worker) costs microseconds in Python.
 """
 from __future__ import annotations
 
@@ -63,7 +65,9 @@ def lower(fn: Func, batched: list[bool] | None = None, reduce: list[str] | None 
     fn = inline_calls(fn)
     name = sanitize(fn.name)
     kw = KernelWriter(fn)
-    task_src, in_names, out_args = kw.task(name)
+    if batched is not None:
+        _check_batched(fn, batched, reduce or ["mean"] * len(fn.outs))
+    task_src, in_names, out_args = kw.task(name, batched)
     imports = _imports(kw)
     parts = [HEADER.format(what=fn.name), imports, task_src, "\n",
              _ws_fn(kw, name), "\n", _call_fn(kw, name, in_names)]
@@ -126,8 +130,10 @@ def _alloc_ws(w: Writer, kw: KernelWriter, name: str, lead: str | None) -> list[
 def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
     """Plain Python entry for one call: it reads the dims, allocates outputs and
     workspace and passes everything flat (a jitted wrapper would compile the
-    kernel a second time, inlined into it)."""
+    kernel a second time, inlined into it). A task-range kernel runs the range
+    0..1 with every batched input as a batch of one."""
     fn = kw.fn
+    ranged = kw.batched is not None
     w = Writer()
     with w.block(f"def {name}_call({', '.join(in_names)}):"):
         _dims_lines(w, kw, in_names, [0] * len(in_names))
@@ -137,14 +143,29 @@ def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
                 o = kw.out_args[len(outs)]
                 outs.append(o)
                 w.line(f"{o} = np.empty({kw.size(a.type.shape)}, {NP_NAME[a.type.dtype]})")
+        scalars = []
+        if ranged:
+            for o, a in zip(kw.scalar_out_args, [a for a in fn.outs if a.type.rank == 0]):
+                w.line(f"{o} = np.empty(1, {NP_NAME[a.type.dtype]})")
+                scalars.append(o)
         ws = _alloc_ws(w, kw, name, None)
-        flat = [f"{n}.reshape(-1)" if v.type.rank else n for n, v in zip(in_names, fn.ins)]
-        w.line(f"r = {name}({', '.join(flat + outs + ws + kw.dim_args + kw.size_values)})")
+        flat = []
+        for n, v, b in zip(in_names, fn.ins, kw.batched or [False] * len(fn.ins)):
+            if v.type.rank:
+                flat.append(f"{n}.reshape(-1)")
+            else:
+                flat.append(f"np.full(1, {n}, {NP_NAME[v.type.dtype]})" if b else n)
+        lead = ["0", "1"] if ranged else []
+        call = f"{name}({', '.join(lead + flat + outs + scalars + ws + kw.dim_args + kw.size_values)})"
+        w.line(call if ranged else f"r = {call}")
         res, ai, si = [], 0, 0
         for a in fn.outs:
             if a.type.rank:
                 res.append(f"{outs[ai]}.reshape({shape_code(a.type.shape, kw.dim)})")
                 ai += 1
+            elif ranged:
+                res.append(f"{scalars[si]}[0]")
+                si += 1
             else:
                 # Numba boxes a float32 scalar as a Python float: restore the dtype
                 res.append(f"{NP_NAME[a.type.dtype]}(r[{si}])")
@@ -153,13 +174,7 @@ def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
     return w.text()
 
 
-def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[bool],
-                reduce: list[str]) -> str:
-    """Plain Python: workers (threads; the kernel releases the GIL) each run
-    their share of the tasks in their own workspace, each task writing its
-    own row of [tasks, ...] result buffers; rows are then combined in task
-    order, so the result does not depend on the number of threads."""
-    fn = kw.fn
+def _check_batched(fn: Func, batched: list[bool], reduce: list[str]) -> None:
     if len(batched) != len(fn.ins) or not any(batched):
         raise InternalError(f"lower_batched({fn.name}): need one flag per input ({len(fn.ins)}), "
                             "at least one batched")
@@ -168,6 +183,16 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
     for a, r in zip(fn.outs, reduce):
         if r != "stack" and not a.type.is_float:
             raise InternalError(f"lower_batched({fn.name}): cannot {r} a {a.type.dtype} output")
+
+
+def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[bool],
+                reduce: list[str]) -> str:
+    """Plain Python: each worker (a thread; the kernel releases the GIL) runs
+    one contiguous range of tasks in one kernel call, in its own workspace,
+    each task writing its own row of [tasks, ...] result buffers; rows are
+    then combined in task order, so the result does not depend on the number
+    of threads."""
+    fn = kw.fn
     per_task = [f"per_task{j}" for j in range(len(fn.outs))]
     w = Writer()
     with w.block(f"def {name}_batched({', '.join(in_names)}):"):
@@ -175,36 +200,34 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
         w.line(f"n_tasks = {in_names[first]}.shape[0]")
         _dims_lines(w, kw, in_names, [1 if b else 0 for b in batched])
         for j, a in enumerate(fn.outs):
-            shape = "n_tasks" if a.type.rank == 0 else f"(n_tasks, {kw.size(a.type.shape)})"
+            shape = "n_tasks" if a.type.rank == 0 else f"n_tasks * {kw.size(a.type.shape)}"
             w.line(f"{per_task[j]} = np.empty({shape}, {NP_NAME[a.type.dtype]})")
         w.line("n_workers = threads.n_workers(n_tasks)")
         ws = _alloc_ws(w, kw, name, "n_workers")
+        args = []
         for n, v, b in zip(in_names, fn.ins, batched):
-            if v.type.rank:
-                w.line(f"{n} = {n}.reshape(n_tasks, -1)" if b else f"{n} = {n}.reshape(-1)")
+            if v.type.rank or b:
+                w.line(f"{n} = {n}.reshape(-1)")
+            args.append(n)
+        args += [o for o, a in zip(per_task, fn.outs) if a.type.rank]
+        args += [o for o, a in zip(per_task, fn.outs) if not a.type.rank]
         w.line("")
         with w.block("def work(worker):"):
-            with w.block("for task in range(worker, n_tasks, n_workers):"):
-                args = [f"{n}[task]" if bt else n for n, bt in zip(in_names, batched)]
-                args += [f"{o}[task]" for o, a in zip(per_task, fn.outs) if a.type.rank]
-                args += [f"{x}[worker]" for x in ws]
-                w.line(f"r = {name}({', '.join(args + kw.dim_args + kw.size_values)})")
-                si = 0
-                for o, a in zip(per_task, fn.outs):
-                    if not a.type.rank:
-                        w.line(f"{o}[task] = r[{si}]")
-                        si += 1
+            w.line("lo, hi = threads.share(n_tasks, n_workers, worker)")
+            ws_args = [f"{x}[worker]" for x in ws]
+            w.line(f"{name}(lo, hi, {', '.join(args + ws_args + kw.dim_args + kw.size_values)})")
         w.line("")
         w.line("threads.run(work, n_workers)")
         res = []
         for j, (a, r) in enumerate(zip(fn.outs, reduce)):
             shape = shape_code(((-1,) if r == "stack" else ()) + a.type.shape,
                                lambda d: "n_tasks" if d == -1 else kw.dim(d))
+            rows = per_task[j] if a.type.rank == 0 else f"{per_task[j]}.reshape(n_tasks, -1)"
             if r == "stack":
                 res.append(f"{per_task[j]}.reshape({shape})")
                 continue
             # summed row after row, in task order
-            total = f"{per_task[j]}.sum(axis=0)"
+            total = f"{rows}.sum(axis=0)"
             if r == "mean":
                 total = f"({total} / {NP_NAME[a.type.dtype]}(n_tasks))"
             res.append(f"{total}.reshape({shape})" if a.type.rank else total)
