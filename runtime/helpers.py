@@ -132,6 +132,43 @@ def gemm(a, ao, sai, saq, b, bo, ldb, out, oo, ldo, m, kk, n):
         if j < n:
             _gemm_cols(a, ao, sai, saq, b, bo, ldb, out, oo, ldo, i, i + 4, j, kk, n)
         i += 4
+    if i + 2 <= m:                        # two rows left over (P1's 10 = 4 + 4 + 2)
+        a0, a1 = ao + i * sai, ao + (i + 1) * sai
+        j = 0
+        while j + 2 * L <= n:
+            c00 = vzero(out)
+            c01 = vzero(out)
+            c10 = vzero(out)
+            c11 = vzero(out)
+            for q in range(kk):
+                b0 = vload(b, bo + q * ldb + j)
+                b1 = vload(b, bo + q * ldb + j + L)
+                x = ld(a, a0 + q * saq)
+                c00 = vfma(c00, x, b0)
+                c01 = vfma(c01, x, b1)
+                x = ld(a, a1 + q * saq)
+                c10 = vfma(c10, x, b0)
+                c11 = vfma(c11, x, b1)
+            r = oo + i * ldo + j
+            vstore(out, r, c00)
+            vstore(out, r + L, c01)
+            vstore(out, r + ldo, c10)
+            vstore(out, r + ldo + L, c11)
+            j += 2 * L
+        while j + L <= n:
+            c0 = vzero(out)
+            c1 = vzero(out)
+            for q in range(kk):
+                b0 = vload(b, bo + q * ldb + j)
+                c0 = vfma(c0, ld(a, a0 + q * saq), b0)
+                c1 = vfma(c1, ld(a, a1 + q * saq), b0)
+            r = oo + i * ldo + j
+            vstore(out, r, c0)
+            vstore(out, r + ldo, c1)
+            j += L
+        if j < n:
+            _gemm_cols(a, ao, sai, saq, b, bo, ldb, out, oo, ldo, i, i + 2, j, kk, n)
+        i += 2
     while i < m:
         ai = ao + i * sai
         j = 0
