@@ -20,12 +20,11 @@ it is imported. The cfuncs take no lock and raise nothing, so kernels stay
 """
 from __future__ import annotations
 
-import threading
-
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import cfunc, types
 from numba.core import cgutils
+from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic
 
 from metacc.runtime import helpers
@@ -55,7 +54,6 @@ ENTRIES = {
 NAMES = tuple(ENTRIES) + ("copy_n", "link")
 """What generated modules import from here."""
 
-_lock = threading.Lock()
 _linked: dict[str, object] = {}
 
 
@@ -66,7 +64,9 @@ def symbol(name: str, dt: str) -> str:
 def link(*entries: str) -> None:
     """Make `NAME_DTYPE` (e.g. "mm_nn_f32") callable from kernels: compile its
     cfunc (or load it from the cache) and register its address with LLVM."""
-    with _lock:
+    # under Numba's own compiler lock: a kernel being compiled links from its codegen
+    # (holding that lock), so a lock of our own could be taken in the other order
+    with global_compiler_lock:
         for e in entries:
             if e in _linked:
                 continue
