@@ -81,6 +81,30 @@ CHILD = textwrap.dedent("""
 """)
 
 
+NUMBA_INIT_CHILD = textwrap.dedent("""
+    import json, sys, time
+    import numba
+    from numba import njit
+    @njit(cache=True)
+    def one(x):
+        return x + 1
+    t = time.perf_counter()
+    one(1)
+    print(json.dumps({"numba_init": time.perf_counter() - t}))
+""")
+
+
+def numba_init_time(workdir: Path) -> float:
+    """What any Numba program pays on its first call of a cached function in a fresh
+    process (Numba loads its typing and lowering registries): part of every cached load."""
+    script = workdir / "numba_init.py"
+    script.write_text(NUMBA_INIT_CHILD)
+    for _ in range(2):      # the first run compiles and caches `one`
+        r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                           cwd=workdir)
+    return json.loads(r.stdout.strip().splitlines()[-1])["numba_init"]
+
+
 def metacc_compile_times(order: str, dtype: str, K: int, workdir: Path) -> dict:
     """Cold (empty kernel cache) and cached (second process) times, each in a fresh process."""
     cache = workdir / f"cache-{order}-{dtype}-{K}"
@@ -225,12 +249,18 @@ def main(argv=None) -> int:
     results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                            "numba_threads": numba.get_num_threads(), "python": sys.version.split()[0],
                            "numba": numba.__version__, "metacc": metacc.__version__,
-                           "threading_layer": "python threads (nogil kernels)"},
+                           "threading": "Python threads, one kernel call per worker over a contiguous "
+                                        "range of tasks (nogil kernels)",
+                           "scipy_installed": _installed("scipy")},
                "n_tasks": N_TASKS, "rows": [], "p3": {}}
     rows = results["rows"]
     with tempfile.TemporaryDirectory(prefix="metacc-bench-") as tmp:
         work = Path(tmp)
         cache = work / "cache"
+        if not args.quick:
+            results["machine"]["numba_init_s"] = numba_init_time(work)
+            print(f"Numba's own first-use initialisation in a fresh process: "
+                  f"{results['machine']['numba_init_s']:.2f} s (inside every cached load below)", flush=True)
         for order in orders:
             for dtype in dtypes:
                 mod = metacc.compile(PROGRAMS[order], dtype=dtype, cache_dir=cache)
@@ -268,6 +298,11 @@ def main(argv=None) -> int:
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"\nwrote {args.out}")
     return 0
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
 
 
 def _fmt(r: dict) -> str:
