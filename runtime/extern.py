@@ -8,7 +8,7 @@ time, recompiled in every kernel although the helpers' own cache was warm.
 
 So each helper a kernel calls is also compiled once as a C-ABI `cfunc` (the
 `*_at` wrappers at the end of helpers.py, cached on disk beside the helpers),
-its address registered with LLVM under a fixed name (`metacc_mm_nn_f32`), and
+its address registered with LLVM under a fixed name (`metacc_mm_f32`), and
 the kernel calls that name through the intrinsics below, which keep the
 helpers' names and arguments (`mm_nn(a, ao, b, bo, out, oo, m, kk, n)`, every
 buffer an (array, offset) pair). LLVM sees a declaration; the kernel's machine
@@ -36,7 +36,8 @@ _i64 = types.int64
 
 
 def _mm_sig(t):
-    return types.void(_P(t), _P(t), _P(t), _i64, _i64, _i64)
+    # a, b, out, then A's strides (row, inner), B's strides (inner, column), m, kk, n
+    return types.void(_P(t), _P(t), _P(t), _i64, _i64, _i64, _i64, _i64, _i64, _i64)
 
 
 def _fill_sig(t):
@@ -45,13 +46,13 @@ def _fill_sig(t):
 
 # name -> (C wrapper in helpers, its signature for a dtype)
 ENTRIES = {
-    "mm_nn": (helpers.mm_nn_at, _mm_sig),
-    "mm_tn": (helpers.mm_tn_at, _mm_sig),
-    "mm_nt": (helpers.mm_nt_at, _mm_sig),
-    "mm_tt": (helpers.mm_tt_at, _mm_sig),
+    "mm": (helpers.mm_at, _mm_sig),
     "fill_n": (helpers.fill_n_at, _fill_sig),
 }
-NAMES = tuple(ENTRIES) + ("copy_n", "link")
+# the four transpositions are one C entry with strides: one compile of the
+# register-tiled matmul per dtype on a new machine (about 8 s), not four
+MATMULS = ("mm_nn", "mm_tn", "mm_nt", "mm_tt")
+NAMES = MATMULS + ("fill_n", "copy_n", "link")
 """What generated modules import from here."""
 
 _linked: dict[str, object] = {}
@@ -71,10 +72,14 @@ def link(*entries: str) -> None:
             if e in _linked:
                 continue
             name, dt = e.rsplit("_", 1)
+            name = "mm" if name in MATMULS else name
+            if f"{name}_{dt}" in _linked:
+                _linked[e] = _linked[f"{name}_{dt}"]
+                continue
             wrapper, sig = ENTRIES[name]
             c = cfunc(sig(DTYPES[dt]), cache=True, error_model="numpy")(wrapper)
             llvm.add_symbol(symbol(name, dt), c.address)
-            _linked[e] = c          # keeps the machine code alive
+            _linked[e] = _linked[f"{name}_{dt}"] = c          # keeps the machine code alive
 
 
 def _pointer(context, builder, aty, arr, oty, off):
@@ -98,6 +103,8 @@ def _same_dtype(*arrays):
 
 
 def _matmul(name):
+    ta, tb = name[3] == "t", name[4] == "t"      # mm_tn: the left operand is stored transposed
+
     def typer(typingctx, a, ao, b, bo, out, oo, m, kk, n):
         if not _same_dtype(a, b, out):
             return None
@@ -105,8 +112,12 @@ def _matmul(name):
         def codegen(context, builder, sig, args):
             t = sig.args
             ptrs = [_pointer(context, builder, t[j], args[j], t[j + 1], args[j + 1]) for j in (0, 2, 4)]
-            ints = [context.cast(builder, args[j], t[j], _i64) for j in (6, 7, 8)]
-            _call(context, builder, name, SUFFIX[t[4].dtype], ptrs + ints)
+            m_, kk_, n_ = (context.cast(builder, args[j], t[j], _i64) for j in (6, 7, 8))
+            one = ir.Constant(ir.IntType(64), 1)
+            # A[i, q] = a[i * sai + q * saq], B[q, j] = b[q * sbq + j * sbj]
+            sai, saq = (one, m_) if ta else (kk_, one)
+            sbq, sbj = (one, kk_) if tb else (n_, one)
+            _call(context, builder, "mm", SUFFIX[t[4].dtype], ptrs + [sai, saq, sbq, sbj, m_, kk_, n_])
             return context.get_dummy_value()
         return types.void(a, ao, b, bo, out, oo, m, kk, n), codegen
     typer.__name__ = typer.__qualname__ = name

@@ -584,20 +584,9 @@ NAMES = ("ld", "st", "copy_n", "transpose_n", "mm_dots", "gemm", "_gemm_cols", "
 from numba import carray  # noqa: E402
 
 
-def mm_nn_at(a, b, out, m, kk, n):
-    mm_nn(carray(a, m * kk), 0, carray(b, kk * n), 0, carray(out, m * n), 0, m, kk, n)
-
-
-def mm_tn_at(x, b, out, m, kk, n):
-    mm_tn(carray(x, kk * m), 0, carray(b, kk * n), 0, carray(out, m * n), 0, m, kk, n)
-
-
-def mm_nt_at(a, w, out, m, kk, n):
-    mm_nt(carray(a, m * kk), 0, carray(w, n * kk), 0, carray(out, m * n), 0, m, kk, n)
-
-
-def mm_tt_at(x, w, out, m, kk, n):
-    mm_tt(carray(x, kk * m), 0, carray(w, n * kk), 0, carray(out, m * n), 0, m, kk, n)
+def mm_at(a, b, out, sai, saq, sbq, sbj, m, kk, n):
+    """All four transpositions (mm_nn, mm_tn, ...) through one entry: the strides say which."""
+    mm(carray(a, m * kk), 0, sai, saq, carray(b, kk * n), 0, sbq, sbj, carray(out, m * n), 0, m, kk, n)
 
 
 def fill_n_at(dst, n, value):
