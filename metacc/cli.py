@@ -95,8 +95,16 @@ def show_simplified(req: ShowRequest) -> str:
 
 
 def show_numba(req: ShowRequest) -> str:
-    from metacc.backend import lower_source
-    return "\n\n".join(lower_source(ir) for _, _, ir in _kernel_funcs(req, "simplified"))
+    """What the runtime compiles: for a meta function's forward and meta-gradient, the
+    kernel over a range of tasks with its batched entry."""
+    from metacc.runtime.kernel import kernel_source
+    out = []
+    for f, kind, ir in _kernel_funcs(req, "simplified"):
+        batched = None
+        if f.kind == "meta" and kind in ("forward", "meta_grad", "grad"):
+            batched = tuple(a.kind == "task" for a in f.args for _ in a.leaves)
+        out.append(kernel_source(ir, batched))
+    return "\n\n".join(out)
 
 
 SHOW_STAGES: dict[str, Callable[[ShowRequest], str]] = {

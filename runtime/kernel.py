@@ -51,19 +51,7 @@ class Kernel:
         return out
 
     def source(self) -> str:
-        # solver convergence figures become the kernel's last outputs (kept per task
-        # when batched), listed in the module as DIAGNOSTICS for __call__ to strip
-        fn, descs = hoist(self.ir())
-        n_user = len(fn.outs) - len(descs)
-        if self.batched is None:
-            src = _lower()(fn).source
-        else:
-            src = _lower()(fn, list(self.batched) + [False] * (len(fn.ins) - len(self.batched)),
-                           ["mean"] * n_user + ["stack"] * len(descs)).source
-        if descs:
-            src += ("\n# solver convergence figures: the last len(DIAGNOSTICS) outputs (metacc.diagnostics)\n"
-                    f"DIAGNOSTICS = {descs!r}\n")
-        return src
+        return kernel_source(self.ir(), self.batched)
 
     def module(self):
         if self._mod is None:
@@ -111,6 +99,26 @@ class Kernel:
             mod = self.module()
             entry = mod.ENTRY_BATCHED if self.batched is not None else mod.ENTRY_CALL
             return entry(*args)
+
+
+def kernel_source(fn: Func, batched: tuple[bool, ...] | None) -> str:
+    """The Numba module the runtime compiles for a simplified kernel IR (also what
+    `metacc show --stage numba` prints). `batched`: a flag per argument leaf of a
+    meta function (its task arguments), None for a plain call."""
+    fn = expand(fn) if _needs_expand(fn) else fn
+    # solver convergence figures become the kernel's last outputs (kept per task
+    # when batched), listed in the module as DIAGNOSTICS for __call__ to strip
+    fn, descs = hoist(fn)
+    n_user = len(fn.outs) - len(descs)
+    if batched is None:
+        src = _lower()(fn).source
+    else:
+        src = _lower()(fn, list(batched) + [False] * (len(fn.ins) - len(batched)),
+                       ["mean"] * n_user + ["stack"] * len(descs)).source
+    if descs:
+        src += ("\n# solver convergence figures: the last len(DIAGNOSTICS) outputs (metacc.diagnostics)\n"
+                f"DIAGNOSTICS = {descs!r}\n")
+    return src
 
 
 def _needs_expand(fn: Func) -> bool:

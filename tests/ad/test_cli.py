@@ -33,6 +33,23 @@ def test_show_numba_stage(capsys):
     assert "def " in out and "sinusoid_maml.meta:" in out
 
 
+def test_show_numba_prints_what_the_runtime_compiles(capsys):
+    """A meta function's meta-gradient is shown as the task-range kernel the runtime runs."""
+    import metacc
+    assert main(["show", MAML, "--fn", "maml", "--kernel", "meta_grad", "--stage", "numba"]) == 0
+    out = capsys.readouterr().out
+    assert "def maml_grad(task_lo, task_hi," in out and "for task in range(task_lo, task_hi):" in out
+    assert out.strip() == metacc.compile(MAML).maml.source("grad").strip()
+
+
+def test_show_numba_of_a_program_with_solvers(capsys):
+    """argmin's convergence figures are kernel outputs, listed for the runtime (no traceback)."""
+    assert main(["show", str(EX / "imaml.meta"), "--fn", "imaml", "--kernel", "meta_grad",
+                 "--stage", "numba"]) == 0
+    out = capsys.readouterr().out
+    assert "DIAGNOSTICS = [{'kind': 'argmin', 'where': " in out and "imaml.meta:" in out
+
+
 def test_meta_grad_of_a_fn_is_a_user_error(capsys):
     assert main(["show", MAML, "--fn", "mse", "--kernel", "meta_grad"]) == 1
     assert "use --kernel grad" in capsys.readouterr().err
