@@ -41,6 +41,19 @@ def test_batched_mean_equals_mean_of_tasks(build, meta_grad, batch):
     assert grad.shape == (3, 1)
 
 
+def test_a_scalar_per_task(build, meta_grad, batch):
+    """A batched rank-0 input (here the step size, one per task) is read per task."""
+    alphas = np.linspace(0.05, 0.2, B)
+    mod = build(meta_grad, FLAGS[:5] + [True], ["stack", "stack"])
+    losses, grads = mod.ENTRY_BATCHED(*batch[:5], alphas)
+    assert losses.shape == (B,) and grads.shape == (B, 3, 1)
+    for b in range(B):
+        want = evaluate(meta_grad, [batch[0]] + [a[b] for a in batch[1:5]] + [alphas[b]])
+        np.testing.assert_allclose(losses[b], want[0], rtol=1e-10)
+        np.testing.assert_allclose(grads[b], want[1], rtol=1e-10)
+    assert len(set(np.round(losses, 12))) == B      # the tasks (and step sizes) differ
+
+
 def test_stack_and_sum_reductions(build, meta_grad, batch):
     mod = build(meta_grad, FLAGS, ["stack", "sum"])
     losses, grad_sum = mod.ENTRY_BATCHED(*batch)
