@@ -186,8 +186,14 @@ def vtranspose(typingctx, src, so, lds, dst, do, ldd):
             t3 = _shuffle(builder, rows[2], rows[3], [1, 5, 3, 7])
             cols = [_shuffle(builder, t0, t2, [0, 1, 4, 5]), _shuffle(builder, t1, t3, [0, 1, 4, 5]),
                     _shuffle(builder, t0, t2, [2, 3, 6, 7]), _shuffle(builder, t1, t3, [2, 3, 6, 7])]
-        else:
-            raise NotImplementedError(f"vtranspose of {n} lanes")
+        else:                                 # other widths (1- and 2-byte dtypes): lane by lane
+            cols = []
+            for c in range(n):
+                v = ir.Constant(rows[0].type, ir.Undefined)
+                for r in range(n):
+                    x = builder.extract_element(rows[r], ir.Constant(ir.IntType(32), c))
+                    v = builder.insert_element(v, x, ir.Constant(ir.IntType(32), r))
+                cols.append(v)
         for c in range(n):
             off = builder.add(args[4], builder.mul(args[5], ir.Constant(args[5].type, c)))
             builder.store(cols[c], _vec_ptr(context, builder, sig.args[3], args[3], off, vt),
@@ -369,12 +375,7 @@ def mm(a, ao, sai, saq, b, bo, sbq, sbj, out, oo, m, kk, n):
             at, ato, lda = a, ao, saq
         else:
             at = np.empty(kk * m, a.dtype)
-            if saq == 1:            # A is row-major [m, kk]
-                transpose_n(a, ao, at, 0, m, kk)
-            else:
-                for q in range(kk):
-                    for i in range(m):
-                        st(at, q * m + i, ld(a, ao + i * sai + q * saq))
+            _row_major(a, ao, saq, sai, at, kk, m)      # A^T[q, i]
             ato, lda = 0, m
         ot = np.empty(n * m, out.dtype)
         gemm(b, bo, sbj, sbq, at, ato, lda, ot, 0, m, n, kk, m)
@@ -384,13 +385,20 @@ def mm(a, ao, sai, saq, b, bo, sbq, sbj, out, oo, m, kk, n):
         gemm(a, ao, sai, saq, b, bo, sbq, out, oo, n, m, kk, n)
         return
     bt = np.empty(kk * n, b.dtype)
-    if sbq == 1:                    # B^T is row-major [n, kk]
-        transpose_n(b, bo, bt, 0, n, kk)
-    else:
-        for q in range(kk):
-            for j in range(n):
-                st(bt, q * n + j, ld(b, bo + q * sbq + j * sbj))
+    _row_major(b, bo, sbq, sbj, bt, kk, n)
     gemm(a, ao, sai, saq, bt, 0, n, out, oo, n, m, kk, n)
+
+
+@njit(**OPTS)
+def _row_major(src, so, s_r, s_c, dst, rows, cols):
+    """dst[rows, cols], row-major from 0, of the matrix whose element (r, c) is at
+    src[so + r * s_r + c * s_c]; a stored transpose goes through register blocks."""
+    if s_r == 1 and s_c == rows:
+        transpose_n(src, so, dst, 0, cols, rows)
+        return
+    for r in range(rows):
+        for c in range(cols):
+            st(dst, r * cols + c, ld(src, so + r * s_r + c * s_c))
 
 
 @njit(**FAST)
@@ -567,7 +575,7 @@ def normal_f32(key, counter):
     return np.float32(normal_f64(key, counter))
 
 
-NAMES = ("ld", "st", "copy_n", "transpose_n", "mm_dots", "gemm", "_gemm_cols", "mm", "fill_n", "mm_nn", "mm_tn", "mm_nt", "mm_tt", "lu_solve", "sigmoid_f64",
+NAMES = ("ld", "st", "copy_n", "transpose_n", "mm_dots", "gemm", "_gemm_cols", "mm", "_row_major", "fill_n", "mm_nn", "mm_tn", "mm_nt", "mm_tt", "lu_solve", "sigmoid_f64",
          "sigmoid_f32", "softplus_f64", "softplus_f32", "mix", "fold", "uniform53", "uniform_f64",
          "uniform_f32", "normal_f64", "normal_f32")
 

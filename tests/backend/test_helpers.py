@@ -66,3 +66,13 @@ def test_matmul_propagates_nan_and_inf():
     with np.errstate(invalid="ignore"):
         want = A @ B
     assert np.array_equal(np.isnan(got), np.isnan(want)) and np.array_equal(np.isinf(got), np.isinf(want))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8], ids=["i32", "i64", "u8"])
+def test_transpose_of_other_widths(dtype):
+    """Register blocks of 8, 4 and 32 lanes (the last element by element)."""
+    rows, cols = 37, 70
+    src = np.arange(rows * cols).astype(dtype)
+    dst = np.zeros(rows * cols, dtype)
+    transpose_n(src, 0, dst, 0, rows, cols)
+    assert np.array_equal(dst, src.reshape(rows, cols).T.ravel())
