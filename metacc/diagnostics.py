@@ -210,6 +210,8 @@ def check(descs, figures, batched: bool = False) -> list[ConvergenceWarning]:
     if any(d["kind"] == "labels" for d in descs):
         from metacc.labels import check_labels
         descs, figures = check_labels(descs, figures, batched)
+        if not descs:
+            return []
     groups: dict = {}
     for d, f in zip(descs, figures):
         vals = np.asarray(f, dtype=np.float64).reshape(-1) if batched else \
