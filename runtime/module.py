@@ -72,6 +72,8 @@ class ParamGroupHandle:
 
     def init(self, seed: int = 0, dtype: str | None = None) -> dict[str, np.ndarray]:
         """Fresh parameters from the group's initialisers (one generator seeded with `seed`)."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise MetaccError(f"{self.name}.init: seed must be a non-negative int", found=repr(seed)[:80])
         rng = np.random.default_rng(seed)
         out = {}
         for f in self.group.fields:
@@ -166,7 +168,13 @@ class FunctionHandle:
         return flat, dims
 
     def _wrt(self, wrt) -> list[Arg]:
-        key = wrt if wrt is None or isinstance(wrt, str) else tuple(wrt)
+        if wrt is None or isinstance(wrt, str):
+            key = wrt
+        elif isinstance(wrt, (tuple, list)) and all(isinstance(w, str) for w in wrt):
+            key = tuple(wrt)
+        else:
+            raise MetaccError(f"{self.fn.name}: wrt takes an argument name or a tuple of names",
+                              expected=", ".join(repr(a.name) for a in self.fn.args), found=repr(wrt)[:120])
         hit = self._wrt_memo.get(key)
         if hit is None:
             hit = self._wrt_memo[key] = self._resolve_wrt(wrt)
@@ -183,8 +191,13 @@ class FunctionHandle:
         if isinstance(wrt, str):
             wrt = (wrt,)
         names = [a.name for a in fn.args]
+        if not wrt:
+            raise MetaccError(f"{fn.name}: wrt names no argument", expected=", ".join(names),
+                              hint="leave wrt out to differentiate the parameter groups")
         out = []
         for w in wrt:
+            if wrt.count(w) > 1:
+                raise MetaccError(f"{fn.name}: wrt names '{w}' more than once", found=repr(tuple(wrt)))
             if w not in names:
                 raise MetaccError(f"{fn.name}: wrt names unknown argument '{w}'", expected=", ".join(names),
                                   hint=did_you_mean(w, names))
@@ -311,8 +324,6 @@ class FunctionHandle:
             return h.vjp(*args, cotangent=cotangent, wrt=wrt, **kwargs)
         flat, dims = self._flatten(values)
         res = self.fn.result
-        if res.kind == "tensor" and res.leaves[0].type.rank == 0 and type(cotangent) in (int, float):
-            cotangent = float(cotangent)
         flat += flatten_arg(res, cotangent, dims, None, name="cotangent")
         outs = self._run(self.kernel("vjp", wrt_args), flat)
         n = res.n_leaves
@@ -397,4 +408,7 @@ class Module:
         return list(super().__dir__()) + list(self._items)
 
     def __getitem__(self, name: str):
+        if not isinstance(name, str):
+            raise MetaccError("a module is indexed by the name of a params group, task or function",
+                              expected=", ".join(self._items), found=repr(name)[:80])
         return self.__getattr__(name)

@@ -72,6 +72,8 @@ def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> n
                           expected=expect, found=describe(value))
     if type(value) in (float, int, bool) and lead == 0 and t.rank == 0:
         return _scalar(value, t, where)
+    if t.dtype == "key" and lead == 0 and isinstance(value, np.integer) and not isinstance(value, np.uint64):
+        return _scalar(int(value), t, where)          # a NumPy int seed (np.int64(3)) is a key too
     if isinstance(value, np.ma.MaskedArray):
         # np.asarray would drop the mask and compute with whatever the masked entries hold
         raise MetaccError(f"argument '{where}' is a masked array: metacc has no masks and would "

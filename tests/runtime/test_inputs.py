@@ -162,3 +162,34 @@ def test_repr_lists_the_program(mod):
     assert repr(mod.Lin) == "<params Lin {w: f64[3, 2], b: f64[2]}>"
     k = mod.loss.kernel("forward")
     assert "loss:forward" in repr(k) and "dtype=" in repr(k)
+
+
+def test_numpy_int_keys(m):
+    x = np.zeros(2)
+    assert np.array_equal(m.noise(np.int64(3), x), m.noise(3, x))
+    assert np.array_equal(m.noise(np.uint64(3), x), m.noise(3, x))
+    e = err(m.noise, np.int64(-2), x)
+    assert "argument 'rng'" in e.message and "outside 0 .. 2**64 - 1" in e.message
+
+
+# ---- other arguments of a call ----
+
+def test_wrt_must_name_arguments(mod, data):
+    p = mod.Lin.init()
+    call = mod.loss.grad
+    for wrt, words in ((3, "a tuple of names"), (["p", ["x"]], "a tuple of names"), ((), "names no argument"),
+                       (("p", "p"), "'p' more than once")):
+        e = err(call, p, data["x"], data["y"], wrt=wrt)
+        assert words in e.message
+
+
+def test_cotangent_and_seed_checked(mod, data):
+    p = mod.Lin.init()
+    e = err(mod.loss.vjp, p, data["x"], data["y"], cotangent=10 ** 400)
+    assert "argument 'cotangent'" in e.message and "largest finite f64" in e.message
+    for seed in ("a", -1, True, 1.5):
+        e = err(mod.Lin.init, seed=seed)
+        assert "Lin.init: seed must be a non-negative int" in e.message
+    e = err(mod.__getitem__, 0)
+    assert "indexed by the name" in e.message
+    assert mod["loss"] is mod.loss
