@@ -113,9 +113,11 @@ class LabelError(MetaccError):
                        + ("" if desc.get("input") is not None else "; the labels are computed in the program"))
         super().__init__(message, span, found=found, hint=_advice(n))
 
-    def located(self, names: list[str], args: list, source: Source | None) -> MetaccError:
-        """The error restated for the user's call: the argument holding the labels, the
-        first bad label and its index, and the .meta line of the one_hot."""
+    def located(self, names: list[str], args: list, source: Source | None,
+                batched: list[bool] | None = None) -> MetaccError:
+        """The error restated for the user's call: the argument holding the labels (names
+        and batched: one per kernel input leaf), the first bad label and its index, and
+        the .meta line of the one_hot."""
         i = self.desc.get("input")
         span = _span(self.desc["where"], source)
         if i is None or i >= len(names) or i >= len(args):
@@ -127,7 +129,7 @@ class LabelError(MetaccError):
             return LabelError(self.desc, self.value, self.task, span, message=_strip(self.message))
         first = tuple(int(k) for k in np.argwhere(bad)[0])
         at = f" at index {first}" if arr.ndim else ""
-        batch = " (the task axis first)" if self.task is not None and arr.ndim else ""
+        batch = " (the task axis first)" if batched and batched[i] and arr.ndim else ""
         msg = f"argument '{names[i]}' holds label {int(arr[first])}{at}{batch}, {_classes(n)}"
         return LabelError(self.desc, int(arr[first]), self.task, span, message=msg,
                           found=f"{int(bad.sum())} of {arr.size} labels out of range")

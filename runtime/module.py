@@ -261,9 +261,10 @@ class FunctionHandle:
             return list(kernel(flat))
         except LabelError as err:
             # the kernel knows which of its inputs held the labels: name it for the user
-            names = [f"{a.name}.{f.path}" if f.path else a.name
-                     for a in self.fn.args if a.kind != "static" for f in a.leaves]
-            raise err.located(names, flat, self._m.program.source) from None
+            leaves = [(a, f) for a in self.fn.args if a.kind != "static" for f in a.leaves]
+            names = [f"{a.name}.{f.path}" if f.path else a.name for a, f in leaves]
+            batched = [self.is_meta and a.kind == "task" for a, _ in leaves]
+            raise err.located(names, flat, self._m.program.source, batched) from None
 
     def __call__(self, *args, **kwargs):
         values = self._bind(args, kwargs)

@@ -37,6 +37,10 @@ meta adapt(theta: Clf, t: Cls, alpha: f64 = 0.5, K: int = 2) -> f64 {
     }
     return ce(p, t.query.x, t.query.y)
 }
+
+meta anchored(theta: Clf, t: Cls, z: f64[m, 3], y0: i64[m]) -> f64 {
+    return ce(theta, t.query.x, t.query.y) + cross_entropy(z, y0)
+}
 """
 
 
@@ -119,3 +123,10 @@ def test_interpreter_raises_instead_of_a_zero_row(mod):
         e = err(evaluate, fn, args + [np.array([0, bad])])
         assert f"label {bad} at index (1,) is out of range: 3 classes" in e.message
         assert e.span is not None and e.span.line == CE_LINE
+
+
+def test_labels_shared_by_every_task(mod, tasks):
+    theta, z = mod.Clf.init(), np.zeros((2, 3))
+    assert mod.anchored(theta, tasks, z, np.array([1, 2])) == pytest.approx(2 * np.log(3), rel=1e-12)
+    e = err(mod.anchored, theta, tasks, z, np.array([1, 4]))
+    assert "argument 'y0' holds label 4 at index (1,), out of range" in e.message   # no task axis here
