@@ -40,7 +40,7 @@ from metacc.ir.core import Eqn, Func, Var
 
 PRIM = "diagnostic"
 SGD_TOL = 1e-4          # default stationarity tolerance of argmin ... by sgd(...)
-KEYS = ("kind", "where", "tol", "what", "advice")
+KEYS = ("kind", "where", "tol", "what", "advice", "side", "n", "input")   # the last three: metacc.labels
 
 
 class ConvergenceWarning(UserWarning):
@@ -96,11 +96,16 @@ def hoist(fn: Func) -> tuple[Func, list[dict]]:
     """fn with every diagnostic turned into an extra output (after its own), and
     one description per extra output. Calls are inlined first (as the backend
     does); a diagnostic inside a scan body becomes an extra carry holding the
-    worst figure so far (NaN sticks: a diverged iteration is the worst)."""
-    if not has_diagnostics(fn):
+    worst figure so far (NaN sticks: a diverged iteration is the worst).
+    Every one_hot first gets its label range check (metacc.labels)."""
+    from metacc.labels import add_label_checks, has_one_hot
+    labels = has_one_hot(fn)
+    if not (labels or has_diagnostics(fn)):
         return fn, []
     from metacc.backend.inline import inline_calls
     fn = inline_calls(fn)
+    if labels:
+        fn = add_label_checks(fn)
     eqns, figures, descs = _hoist_eqns(fn.eqns)
     out = Func(fn.name, fn.ins, tuple(eqns), tuple(fn.outs) + tuple(figures), fn.span)
     return out, descs
@@ -199,8 +204,14 @@ def _user_stacklevel() -> int:
 def check(descs, figures, batched: bool = False) -> list[ConvergenceWarning]:
     """Compare figures (one per description; an array of per-task figures when
     batched) with their tolerances and warn, once per (kind, location, what),
-    about the worst. Returns the warnings issued."""
+    about the worst. Returns the warnings issued. A label figure that is not 0
+    raises metacc.labels.LabelError (a MetaccError) instead."""
     import numpy as np
+    if any(d["kind"] == "labels" for d in descs):
+        from metacc.labels import check_labels
+        descs, figures = check_labels(descs, figures, batched)
+        if not descs:
+            return []
     groups: dict = {}
     for d, f in zip(descs, figures):
         vals = np.asarray(f, dtype=np.float64).reshape(-1) if batched else \

@@ -39,6 +39,10 @@ class Kernel:
         b = "".join("b" if x else "s" for x in self.batched) if self.batched else "-"
         return f"{self.fn_name}:{self.kind}:wrt={','.join(map(str, self.wrt))}:batch={b}"
 
+    def __repr__(self) -> str:
+        state = "built" if self._mod is not None else "not built yet"
+        return f"<metacc kernel {self.label} dtype={self.dtype} ({state})>"
+
     def ir(self, stage: str = "simplified") -> Func:
         if stage == "simplified" and self._ir is not None:
             return self._ir

@@ -22,6 +22,7 @@ import numpy as np
 
 from metacc.errors import MetaccError
 from metacc.frontend.diagnostics import did_you_mean
+from metacc.labels import LabelError
 from metacc.program import Arg, Function, ParamGroup, Program, TaskType
 from metacc.runtime.initializers import init_field
 from metacc.runtime.kernel import Kernel
@@ -29,6 +30,37 @@ from metacc.runtime.trees import Dims, fast_flatten, flatten_arg, unflatten
 
 STAGES = ("ir", "simplified", "numba")
 KERNELS = ("forward", "grad", "vjp", "jvp", "hvp")
+
+
+class UnknownName(MetaccError, AttributeError):
+    """A module has no params group, task or function of this name. An AttributeError
+    too, so that hasattr, getattr(module, name, default) and NumPy's probing work."""
+
+    def __init__(self, message: str, name: str, obj, **kw):
+        MetaccError.__init__(self, message, **kw)
+        self.name, self.obj = name, obj
+
+
+def _fields(fields) -> str:
+    """Fields as the source declares them: {w: f32[2, 3], ...}, task fields nested by part."""
+    tree: dict = {}
+    for f in fields:
+        node = tree
+        parts = f.path.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = str(f.type)
+
+    def show(node: dict, top: bool) -> str:
+        inner = ", ".join(f"{k}: {show(v, False) if isinstance(v, dict) else v}" for k, v in node.items())
+        return f"{{{inner}}}" if top else f"({inner})"
+    return show(tree, True)
+
+
+def _signature(fn: Function) -> str:
+    def arg(a: Arg) -> str:
+        return f"{a.name}: {a.type_name}" + ("" if a.default is None else f" = {a.default!r}")
+    return f"{fn.kind} {fn.name}({', '.join(arg(a) for a in fn.args)}) -> {fn.result.type_name}"
 
 
 class ParamGroupHandle:
@@ -40,6 +72,8 @@ class ParamGroupHandle:
 
     def init(self, seed: int = 0, dtype: str | None = None) -> dict[str, np.ndarray]:
         """Fresh parameters from the group's initialisers (one generator seeded with `seed`)."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise MetaccError(f"{self.name}.init: seed must be a non-negative int", found=repr(seed)[:80])
         rng = np.random.default_rng(seed)
         out = {}
         for f in self.group.fields:
@@ -50,7 +84,7 @@ class ParamGroupHandle:
         return out
 
     def __repr__(self) -> str:
-        return f"<params {self.name}: {', '.join(f'{f.path}: {f.type}' for f in self.group.fields)}>"
+        return f"<params {self.name} {_fields(self.group.fields)}>"
 
 
 class TaskTypeHandle:
@@ -60,7 +94,7 @@ class TaskTypeHandle:
         self.fields = tuple(f.path for f in task.fields)
 
     def __repr__(self) -> str:
-        return f"<task {self.name}: {', '.join(f'{f.path}: {f.type}' for f in self.task.fields)}>"
+        return f"<task {self.name} {_fields(self.task.fields)}>"
 
 
 class FunctionHandle:
@@ -134,7 +168,13 @@ class FunctionHandle:
         return flat, dims
 
     def _wrt(self, wrt) -> list[Arg]:
-        key = wrt if wrt is None or isinstance(wrt, str) else tuple(wrt)
+        if wrt is None or isinstance(wrt, str):
+            key = wrt
+        elif isinstance(wrt, (tuple, list)) and all(isinstance(w, str) for w in wrt):
+            key = tuple(wrt)
+        else:
+            raise MetaccError(f"{self.fn.name}: wrt takes an argument name or a tuple of names",
+                              expected=", ".join(repr(a.name) for a in self.fn.args), found=repr(wrt)[:120])
         hit = self._wrt_memo.get(key)
         if hit is None:
             hit = self._wrt_memo[key] = self._resolve_wrt(wrt)
@@ -151,8 +191,13 @@ class FunctionHandle:
         if isinstance(wrt, str):
             wrt = (wrt,)
         names = [a.name for a in fn.args]
+        if not wrt:
+            raise MetaccError(f"{fn.name}: wrt names no argument", expected=", ".join(names),
+                              hint="leave wrt out to differentiate the parameter groups")
         out = []
         for w in wrt:
+            if wrt.count(w) > 1:
+                raise MetaccError(f"{fn.name}: wrt names '{w}' more than once", found=repr(tuple(wrt)))
             if w not in names:
                 raise MetaccError(f"{fn.name}: wrt names unknown argument '{w}'", expected=", ".join(names),
                                   hint=did_you_mean(w, names))
@@ -211,12 +256,22 @@ class FunctionHandle:
         return out[0] if len(out) == 1 else tuple(out)
 
     # ---- calls ----
+    def _run(self, kernel: Kernel, flat: list) -> list:
+        try:
+            return list(kernel(flat))
+        except LabelError as err:
+            # the kernel knows which of its inputs held the labels: name it for the user
+            leaves = [(a, f) for a in self.fn.args if a.kind != "static" for f in a.leaves]
+            names = [f"{a.name}.{f.path}" if f.path else a.name for a, f in leaves]
+            batched = [self.is_meta and a.kind == "task" for a, _ in leaves]
+            raise err.located(names, flat, self._m.program.source, batched) from None
+
     def __call__(self, *args, **kwargs):
         values = self._bind(args, kwargs)
         if (h := self._static(values)) is not self:
             return h(*args, **kwargs)
         flat, _ = self._flatten(values)
-        return self._result(list(self.kernel("forward")(flat)))
+        return self._result(self._run(self.kernel("forward"), flat))
 
     def value_and_grad(self, *args, wrt=None, **kwargs):
         """(value, gradient): the gradient is a tree like the differentiated argument
@@ -229,7 +284,7 @@ class FunctionHandle:
         if (h := self._static(values)) is not self:
             return h.value_and_grad(*args, wrt=wrt, **kwargs)
         flat, _ = self._flatten(values)
-        outs = list(self.kernel("grad", wrt_args)(flat))
+        outs = self._run(self.kernel("grad", wrt_args), flat)
         return _out(outs[0]), self._trees(wrt_args, outs[1:])
 
     def grad(self, *args, wrt=None, **kwargs):
@@ -246,7 +301,7 @@ class FunctionHandle:
             return h.grad_and_hvp(*args, v=v, wrt=wrt, **kwargs)
         flat, dims = self._flatten(values)
         flat += self._extra(v, wrt_args, "v", dims)
-        outs = list(self.kernel("hvp", wrt_args)(flat))
+        outs = self._run(self.kernel("hvp", wrt_args), flat)
         n = len(self._leaf_ids(wrt_args))
         return self._trees(wrt_args, outs[:n]), self._trees(wrt_args, outs[n:])
 
@@ -258,7 +313,7 @@ class FunctionHandle:
             return h.jvp(*args, tangents=tangents, wrt=wrt, **kwargs)
         flat, dims = self._flatten(values)
         flat += self._extra(tangents, wrt_args, "tangents", dims)
-        outs = list(self.kernel("jvp", wrt_args)(flat))
+        outs = self._run(self.kernel("jvp", wrt_args), flat)
         n = self.fn.result.n_leaves
         return self._result(outs[:n]), self._result(outs[n:])
 
@@ -270,10 +325,8 @@ class FunctionHandle:
             return h.vjp(*args, cotangent=cotangent, wrt=wrt, **kwargs)
         flat, dims = self._flatten(values)
         res = self.fn.result
-        if res.kind == "tensor" and res.leaves[0].type.rank == 0 and type(cotangent) in (int, float):
-            cotangent = float(cotangent)
         flat += flatten_arg(res, cotangent, dims, None, name="cotangent")
-        outs = list(self.kernel("vjp", wrt_args)(flat))
+        outs = self._run(self.kernel("vjp", wrt_args), flat)
         n = res.n_leaves
         return self._result(outs[:n]), self._trees(wrt_args, outs[n:])
 
@@ -288,8 +341,7 @@ class FunctionHandle:
         return str(k.ir(stage))
 
     def __repr__(self) -> str:
-        sig = ", ".join(f"{a.name}: {a.type_name}" for a in self.fn.args)
-        return f"<{self.fn.kind} {self.fn.name}({sig}) -> {self.fn.result.type_name}>"
+        return f"<{_signature(self.fn)}>"
 
 
 class _Missing:
@@ -339,11 +391,25 @@ class Module:
             return items[name]
         if name.startswith("__"):
             raise AttributeError(name)
-        raise MetaccError(f"the program has no params, task or function named '{name}'",
+        raise UnknownName(f"the program has no params, task or function named '{name}'", name, self,
                           expected=", ".join(items) or "(nothing declared)", hint=did_you_mean(name, items))
+
+    def __repr__(self) -> str:
+        name = self.program.source.name
+        shown = Path(name).name if name.endswith(".meta") else name
+        head = f"<metacc.Module {shown} ({'dtype ' + self.dtype if self.dtype else 'dtypes as declared'})"
+        lines = [f"params {g.name} {_fields(g.fields)}" for g in self.program.groups.values()]
+        lines += [f"task {t.name} {_fields(t.fields)}" for t in self.program.tasks.values()]
+        lines += [_signature(f) for f in self.program.functions.values()]
+        if not lines:
+            return head + ": nothing declared>"
+        return head + "\n" + "\n".join("  " + x for x in lines) + ">"
 
     def __dir__(self):
         return list(super().__dir__()) + list(self._items)
 
     def __getitem__(self, name: str):
+        if not isinstance(name, str):
+            raise MetaccError("a module is indexed by the name of a params group, task or function",
+                              expected=", ".join(self._items), found=repr(name)[:80])
         return self.__getattr__(name)

@@ -33,6 +33,12 @@ class Dims:
         self.where: dict[str, str] = {}
 
     def bind(self, sym: str, size: int, where: str, t: TensorType, value) -> None:
+        if size == 0:
+            # a declared dim is at least 1; an empty axis would run and give NaN (a mean
+            # over nothing) or skip a step (no support points: the unadapted loss)
+            raise MetaccError(f"argument '{where}': dim {sym} is 0, and every dim must be at least 1",
+                              expected=f"{t} with {sym} >= 1", found=describe(value),
+                              hint="drop the empty call (or task batch), or give it at least one row")
         if sym not in self.size:
             self.size[sym] = size
             self.where[sym] = where
@@ -54,7 +60,7 @@ def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> n
             if isinstance(d, int):
                 if size != d:
                     break
-            elif dims.size.setdefault(d, size) != size:
+            elif dims.size.setdefault(d, size) != size or not size:
                 break
             else:
                 dims.where.setdefault(d, where)
@@ -65,23 +71,29 @@ def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> n
         raise MetaccError(f"argument '{where}' should be an array, not a mapping",
                           expected=expect, found=describe(value))
     if type(value) in (float, int, bool) and lead == 0 and t.rank == 0:
-        if t.dtype == "key":
-            if type(value) is not int or value < 0:
-                raise MetaccError(f"argument '{where}' is a random key: a non-negative integer",
-                                  expected="key", found=describe(value))
-            return np.uint64(value)
-        if t.dtype in ("f32", "f64") or (t.dtype == "i64" and type(value) is int) or t.dtype == "bool":
-            return want(value)
+        return _scalar(value, t, where)
+    if t.dtype == "key" and lead == 0 and isinstance(value, np.integer) and not isinstance(value, np.uint64):
+        return _scalar(int(value), t, where)          # a NumPy int seed (np.int64(3)) is a key too
+    if isinstance(value, np.ma.MaskedArray):
+        # np.asarray would drop the mask and compute with whatever the masked entries hold
+        raise MetaccError(f"argument '{where}' is a masked array: metacc has no masks and would "
+                          "compute with the masked entries", expected=expect,
+                          found=f"masked {describe(np.asarray(value))}",
+                          hint="pass value.filled(...) with a fill that suits the computation, "
+                               "or leave the masked rows out")
     if not isinstance(value, (np.ndarray, np.generic)):
+        hint = None
+        if isinstance(value, (list, tuple)):
+            hint = f"convert it with np.asarray(value, dtype=np.{np.dtype(want).name})"
+        if t.rank == 0 and lead == 0:
+            raise MetaccError(f"argument '{where}' should be a number ({t})", expected=expect,
+                              found=describe(value), hint=hint)
         raise MetaccError(f"argument '{where}' should be a NumPy array", expected=expect,
-                          found=describe(value))
+                          found=describe(value), hint=hint)
     arr = np.asarray(value)
     if arr.dtype != want:
-        hint = (f"convert it with .astype(np.{np.dtype(want).name})"
-                + (", or compile the module with dtype='f64'" if t.dtype == "f32" else "")
-                + "; metacc never converts floats silently")
         raise MetaccError(f"argument '{where}' has dtype {arr.dtype}, expected {np.dtype(want).name}",
-                          expected=expect, found=describe(arr), hint=hint)
+                          expected=expect, found=describe(arr), hint=_dtype_hint(arr.dtype, want, t))
     if arr.ndim != t.rank + lead:
         hint = None
         if batch is not None and arr.ndim == t.rank:
@@ -106,6 +118,71 @@ def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> n
     if arr.ndim == 0:
         return arr[()]
     return np.ascontiguousarray(arr)
+
+
+_F32 = np.dtype(np.float32)
+_F32_MAX = float(np.finfo(np.float32).max)
+_LIMITS = {"f32": _F32_MAX, "f64": float(np.finfo(np.float64).max)}
+_INT_RANGE = {"i64": (-2 ** 63, 2 ** 63 - 1, "-2**63 .. 2**63 - 1"),
+              "key": (0, 2 ** 64 - 1, "0 .. 2**64 - 1")}
+
+
+def _scalar(value, t: TensorType, where: str):
+    """A Python bool, int or float given for a scalar argument, checked: no bool taken
+    for a number, no number for a bool, no value that the argument's dtype cannot hold
+    (NaN and inf are the caller's to give)."""
+    dt = t.dtype
+    if type(value) is bool and dt != "bool":
+        fix = "1.0 or 0.0" if dt in ("f32", "f64") else "an int"
+        what = "a random key" if dt == "key" else str(t)
+        raise MetaccError(f"argument '{where}' is {what} but was given {value}: a bool is not taken for a number",
+                          expected=str(t) if dt != "key" else "key", found=describe(value),
+                          hint=f"pass {fix} if a number is meant")
+    if dt in ("f32", "f64"):
+        try:
+            x = float(value)
+        except OverflowError:                     # an int beyond every float
+            x = None
+        if x is None or (abs(x) > _LIMITS[dt] and x == x and abs(x) != float("inf")):
+            shown = f"{x:.6g}" if x is not None else f"an int of {len(str(abs(value)))} digits"
+            raise MetaccError(f"argument '{where}' is {shown}, "
+                              f"beyond the largest finite {dt} ({_LIMITS[dt]:.6g}): it would become inf",
+                              expected=f"{t}, |value| <= {_LIMITS[dt]:.6g}", found=describe(value),
+                              hint="rescale it" + (", or compile the module with dtype='f64'"
+                                                   if dt == "f32" else ""))
+        return NUMPY_DTYPE[dt](x)
+    if dt in _INT_RANGE:
+        lo, hi, text = _INT_RANGE[dt]
+        what = "a random key" if dt == "key" else "an i64"
+        if type(value) is not int:
+            raise MetaccError(f"argument '{where}' is {what}: an integer in {text}",
+                              expected="key" if dt == "key" else str(t), found=describe(value),
+                              hint="pass an int" + (" (int(x) if a whole number is meant)"
+                                                    if isinstance(value, float) and value.is_integer() else ""))
+        if not lo <= value <= hi:
+            raise MetaccError(f"argument '{where}' is {what}: {value} is outside {text}",
+                              expected="key" if dt == "key" else str(t), found=describe(value),
+                              hint="derive many keys from one seed with fold_in(key, i) in the program"
+                                   if dt == "key" and value > hi else None)
+        return NUMPY_DTYPE[dt](value)
+    if type(value) is not bool:
+        raise MetaccError(f"argument '{where}' is a bool: True or False", expected=str(t),
+                          found=describe(value), hint="pass a comparison's result (x > 0) or bool(x)")
+    return np.bool_(value)
+
+
+def _dtype_hint(got: np.dtype, want, t: TensorType) -> str:
+    name = np.dtype(want).name
+    if got.kind == "O":
+        return ("an object array holds Python objects (ragged nested lists, mixed types, None): "
+                f"build a rectangular numeric array, e.g. np.asarray(rows, dtype=np.{name})")
+    if got.kind == "c":
+        return "metacc computes with real numbers: pass the real and imaginary parts as separate arrays"
+    if got.kind in "USV":
+        return f"this array holds {'strings' if got.kind != 'V' else 'raw records'}, not numbers"
+    return (f"convert it with .astype(np.{name})"
+            + (", or compile the module with dtype='f64'" if t.dtype == "f32" else "")
+            + "; metacc never converts floats silently")
 
 
 _LEVELS: dict[int, tuple] = {}
@@ -165,6 +242,8 @@ def _fast(arg: Arg, value, dims: Dims, batch: list | None, where: str) -> list |
             v = v.get(part) if type(v) is dict else None
         if type(v) is not np.ndarray:
             if rank == 0 and lead == 0 and type(v) is float and want.kind == "f":
+                if want is _F32 and not -_F32_MAX <= v <= _F32_MAX:
+                    return None     # would overflow to inf (or is inf/NaN): the full check decides
                 out.append(want.type(v))
                 continue
             if rank == 0 and lead == 0 and type(v) is want.type:
@@ -184,8 +263,8 @@ def _fast(arg: Arg, value, dims: Dims, batch: list | None, where: str) -> list |
             if d.__class__ is int:
                 if size != d:
                     return None
-            elif dims.size.setdefault(d, size) != size:
-                return None
+            elif dims.size.setdefault(d, size) != size or not size:
+                return None         # 0: the full check says why
             else:
                 dims.where.setdefault(d, f"{where}.{f.path}" if f.path else where)
         out.append(v if rank or lead else v[()])

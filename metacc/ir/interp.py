@@ -181,6 +181,10 @@ def _eval_eqn(e: Eqn, ins, dims):
         from metacc.diagnostics import record
         record(e, ins[0])
         return []
+    if p == "one_hot":
+        # a label outside 0..n-1 is an error here as in the kernels (metacc.labels)
+        from metacc.labels import check_values
+        check_values(e, ins[0])
     if p == "dim_size":
         return [_dim_size(dims=e.params["dims"], dtype=e.params["dtype"], bindings=dims)]
     with np.errstate(all="ignore"):
