@@ -186,7 +186,10 @@ class Entry:
         try:
             raw = self.meta.read_bytes()
         except FileNotFoundError:
-            return None                  # nothing yet: entries appear whole, by one rename
+            # entries appear whole, by one rename: a directory without entry.json is damage
+            if self.dir.is_dir():
+                self.discard("entry.json is missing")
+            return None
         except (PermissionError, NotADirectoryError) as err:
             raise _Blocked(describe(err)) from None
         except Exception as err:  # noqa: BLE001 - e.g. entry.json is a directory: damage

@@ -149,7 +149,7 @@ def test_unlisted_numba_files_are_not_loaded(cache):
     assert manifest_holds(entry)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "other kernel", "old format", "directory"])
+@pytest.mark.parametrize("damage", ["garbage", "other kernel", "old format", "directory", "missing"])
 def test_a_damaged_entry_json_is_rebuilt(cache, damage):
     entry = entry_of(cache)
     meta = json.loads((entry / "entry.json").read_text())
@@ -161,9 +161,11 @@ def test_a_damaged_entry_json_is_rebuilt(cache, damage):
     elif damage == "old format":
         del meta["format"]
         (entry / "entry.json").write_text(json.dumps(meta))
-    else:
+    elif damage == "directory":
         (entry / "entry.json").unlink()
         (entry / "entry.json").mkdir()
+    else:
+        (entry / "entry.json").unlink()
     kernel, (message,) = run(cache, 1, match=str(entry))
     assert kernel._fresh
     assert json.loads((entry / "entry.json").read_text())["format"] == cache_mod.FORMAT
