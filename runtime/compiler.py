@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
-import warnings
 from pathlib import Path
 
 from metacc.errors import MetaccError, Source
 from metacc.program import Program
 from metacc.backend.loader import write_atomic_bytes
-from metacc.runtime.cache import CacheWarning, compiler_build, default_dir
+from metacc.runtime import serial
+from metacc.runtime.cache import compiler_build, default_dir, warn
 from metacc.runtime.module import Module
 from metacc.runtime.retype import retype_program
 
@@ -27,26 +26,50 @@ from metacc.runtime.retype import retype_program
 def _front_end(source: Source, dtype: str | None, constants: dict | None, root: Path) -> Program:
     """The front end (parse, names, types, shapes) -> Program, at `dtype` when given.
 
-    The checked Program is kept in the cache too (pickled, keyed like the
-    kernels), so that a cached module loads without parsing: the front end
-    takes 0.4 s or more, a tenth of a millisecond to unpickle."""
-    key = json.dumps({"text": hashlib.sha256(source.text.encode()).hexdigest(), "name": source.name,
-                      "dtype": dtype, "constants": sorted((constants or {}).items()),
-                      "build": compiler_build()}, sort_keys=True)
-    path = root / "programs" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".pickle")
+    The checked Program is kept in the cache too (keyed like the kernels), so
+    that a cached module loads without parsing: the front end takes 0.2-0.4 s,
+    reading the cached program a millisecond or two. It is stored as data
+    (metacc.runtime.serial, JSON), not a pickle, under a header that must
+    match the request: the key, the hash of the source text, the dtype, the
+    constants and the compiler build; the program read must have this very
+    source text. Anything else is rebuilt with a warning, never served."""
+    request = {"text": hashlib.sha256(source.text.encode()).hexdigest(), "name": source.name,
+               "dtype": dtype, "constants": sorted((constants or {}).items()), "build": compiler_build()}
+    key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:24]
+    request = json.loads(json.dumps(request))       # as it reads back (tuples become lists)
+    path = Path(os.path.abspath(root)) / "programs" / (key + ".json")
     try:
-        return pickle.loads(path.read_bytes())
-    except FileNotFoundError:
-        pass
-    except Exception as err:  # noqa: BLE001 - a damaged entry is rebuilt
-        warnings.warn(f"metacc: cached program {path} is unreadable ({type(err).__name__}); rebuilding it",
-                      CacheWarning, stacklevel=3)
+        raw = path.read_bytes()
+    except OSError:
+        raw = None               # none yet, or the cache cannot be read: the kernels will say so
+    if raw is not None:
+        try:
+            return _read_program(raw, key, request, source)
+        except Exception as err:  # noqa: BLE001 - any damage means: rebuild
+            warn(f"metacc: cached program {path} is broken ({type(err).__name__}: {err}); rebuilding it")
     from metacc.frontend import load_source          # imported only when parsing (lark: 0.3 s)
     program = load_source(source.text, source.name, float_dtype=dtype, constants=constants)
     try:
-        write_atomic_bytes(path, pickle.dumps(program))
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
-        pass                      # caching is an optimisation only
+        body = serial.dumps(program).encode()
+        header = {"format": 1, "key": key, "request": request, "program_sha256": hashlib.sha256(body).hexdigest()}
+        write_atomic_bytes(path, json.dumps(header, sort_keys=True).encode() + b"\n" + body)
+    except (OSError, TypeError, ValueError, RecursionError):
+        pass                      # caching is an optimisation only (an unusable cache is reported once, by the kernels)
+    return program
+
+
+def _read_program(raw: bytes, key: str, request: dict, source: Source) -> Program:
+    head, sep, body = raw.partition(b"\n")
+    header = json.loads(head)
+    if not sep or not isinstance(header, dict) or header.get("format") != 1:
+        raise ValueError("not a cached program of this metacc")
+    if header.get("key") != key or header.get("request") != request:
+        raise ValueError("it was written for another program, dtype, constants or compiler build")
+    if header.get("program_sha256") != hashlib.sha256(body).hexdigest():
+        raise ValueError("the program does not match its recorded hash")
+    program = serial.loads(body.decode())
+    if not isinstance(program, Program) or program.source.text != source.text:
+        raise ValueError("it holds another program")
     return program
 
 

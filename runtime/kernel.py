@@ -19,7 +19,7 @@ from metacc.diagnostics import check, hoist
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
 from metacc.kernels import kernel_ir
-from metacc.runtime.cache import Entry, entry_key
+from metacc.runtime.cache import entry_key, open_module
 
 _SINGULAR = re.compile(r"metacc: (.*)")
 
@@ -32,6 +32,7 @@ class Kernel:
         self._ir: Func | None = None
         self._mod = None
         self._fresh = False          # built in this process (not loaded from the cache)
+        self._entry = None
         self._proven = False         # has run once
 
     @property
@@ -60,13 +61,8 @@ class Kernel:
     def module(self):
         if self._mod is None:
             key, parts = entry_key(self.source_key, self.label, self.dtype)
-            entry = Entry(self.cache_dir, key, parts)
-            self._entry = entry
-            mod = entry.load()
-            if mod is None:
-                mod = entry.store(self.source())
-                self._fresh = True
-            self._mod = mod
+            # _entry is None when the kernel is compiled in memory (the cache cannot be used)
+            self._mod, self._fresh, self._entry = open_module(self.cache_dir, key, parts, self.source)
         return self._mod
 
     def __call__(self, args: list):
@@ -94,7 +90,7 @@ class Kernel:
                                   "system well-posed") from None
             raise
         except Exception as err:  # noqa: BLE001
-            if self._fresh or self._proven:
+            if self._fresh or self._proven or self._entry is None:
                 raise
             # a kernel loaded from the cache failed before running (damaged
             # Numba cache files): rebuild it once from source
