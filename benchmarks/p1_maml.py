@@ -1,6 +1,6 @@
 """P1 (WORKLOADS.md): one whole meta-gradient step of sinusoid MAML over 25 tasks.
 
-    python benchmarks/p1_maml.py [--ks 1,5,20,100] [--dtypes f32,f64] [--quick] [--out results.json]
+    python benchmarks/p1_maml.py [--ks 1,5,20,100] [--dtypes f32,f64] [--quick] [--out FILE] [--publish]
 
 For each K, dtype and order (full second order, first order) it reports the
 median time of `value_and_grad` over the task batch after warm-up, for
@@ -10,7 +10,9 @@ ratios to metacc. Also: P3 (HVP of one task's support MSE against the plain
 gradient), metacc's cold compile time (fresh kernel cache, in a new
 process), cached load time (a second new process: compile() to first
 result), and peak memory of a step. Speed targets are reported, not asserted.
-Writes a table to stdout and everything to JSON.
+Writes a table to stdout and everything to JSON: out/p1_results.json by
+default (untracked), --out FILE elsewhere; --publish (a full run only)
+replaces the tracked benchmarks/p1_results.json that the README cites.
 """
 from __future__ import annotations
 
@@ -236,14 +238,22 @@ def p3(mod, dtype: str) -> dict:
     return {"grad_s": g, "hvp_s": h, "hvp_over_grad": h / g}
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
+    """The options, and the path the JSON goes to (see output_path)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ks", default="1,5,20,100")
-    ap.add_argument("--dtypes", default="f32,f64")
-    ap.add_argument("--orders", default="full,first")
+    ap.add_argument("--ks", default=FULL_RUN[0])
+    ap.add_argument("--dtypes", default=FULL_RUN[1])
+    ap.add_argument("--orders", default=FULL_RUN[2])
     ap.add_argument("--quick", action="store_true", help="K=5 f32 full only, no compile-time subprocesses")
-    ap.add_argument("--out", default=str(Path(__file__).with_name("p1_results.json")))
+    ap.add_argument("--out", type=Path, default=None, help=f"the JSON file (default {DEFAULT_OUT})")
+    ap.add_argument("--publish", action="store_true",
+                    help=f"write the tracked {PUBLISHED.name} the README cites (full runs only)")
     args = ap.parse_args(argv)
+    return args, output_path(ap, args)
+
+
+def main(argv=None) -> int:
+    args, out_path = parse_args(argv)
     ks = [5] if args.quick else [int(k) for k in args.ks.split(",")]
     dtypes = ["f32"] if args.quick else args.dtypes.split(",")
     orders = ["full"] if args.quick else args.orders.split(",")
@@ -300,9 +310,32 @@ def main(argv=None) -> int:
     for dt, r in results["p3"].items():
         print(f"P3 {dt}: gradient {r['grad_s'] * 1e6:.1f} us, HVP {r['hvp_s'] * 1e6:.1f} us, "
               f"HVP / gradient = {r['hvp_over_grad']:.2f} (target <= 3)")
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"\nwrote {args.out}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {out_path}")
     return 0
+
+
+# A quick or partial run must not replace the published figures by accident:
+# only --publish writes the tracked file.
+PUBLISHED = Path(__file__).with_name("p1_results.json")
+DEFAULT_OUT = Path("out") / "p1_results.json"
+FULL_RUN = ("1,5,20,100", "f32,f64", "full,first")
+
+
+def output_path(ap: argparse.ArgumentParser, args) -> Path:
+    """Where the JSON goes: --out, the tracked file with --publish, else out/p1_results.json."""
+    if args.publish:
+        if args.out is not None:
+            ap.error("--publish writes benchmarks/p1_results.json; leave out --out")
+        if args.quick or (args.ks, args.dtypes, args.orders) != FULL_RUN:
+            ap.error("--publish needs the full run (the README cites every K, dtype and order): "
+                     "drop --quick, --ks, --dtypes and --orders")
+        return PUBLISHED
+    out = DEFAULT_OUT if args.out is None else args.out
+    if out.resolve() == PUBLISHED.resolve():
+        ap.error(f"{PUBLISHED} is the published result: write it with --publish (full runs only)")
+    return out
 
 
 def _installed(module: str) -> bool:

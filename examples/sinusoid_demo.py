@@ -22,6 +22,7 @@ import json
 import platform
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,8 @@ import numpy as np
 import metacc
 from metacc.runtime.optim import Adam
 from metacc.runtime.tasks import SINUSOID, sinusoid_tasks
-from metacc.runtime.train import train
+from metacc.runtime.progress import log_compiles
+from metacc.runtime.train import progress_bar, train
 
 HERE = Path(__file__).resolve().parent
 SHOTS = (5, 10, 20)
@@ -52,7 +54,7 @@ def parse(argv):
     ap.add_argument("--dtype", choices=("f32", "f64"), default="f32")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("out"))
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars, no compile messages")
     return ap.parse_args(argv)
 
 
@@ -133,8 +135,10 @@ def held_out(seed, n_tasks, dtype):
     return functions, SINUSOID.tasks_for(rng, functions, k=max(SHOTS), q=QUERY_POINTS, dtype=dtype)
 
 
-def evaluate(learner, tasks, shots, steps):
-    """Query MSE per task after 0..steps adaptation steps on `shots` support points: [n_tasks, steps + 1]."""
+def evaluate(learner, tasks, shots, steps, bar=None):
+    """Query MSE per task after 0..steps adaptation steps on `shots` support points: [n_tasks, steps + 1].
+
+    bar: a progress bar to advance by one per task (the held-out evaluation takes a while)."""
     mse = learner.mod.mse
     sx, sy = tasks["support"]["x"][:, :shots], tasks["support"]["y"][:, :shots]
     qx, qy = tasks["query"]["x"], tasks["query"]["y"]
@@ -142,6 +146,8 @@ def evaluate(learner, tasks, shots, steps):
     for i in range(len(sx)):
         for s, p in enumerate(learner.adapt(sx[i], sy[i], steps)):
             out[i, s] = float(mse(p, qx[i], qy[i]))
+        if bar is not None:
+            bar.update(1)
     return out
 
 
@@ -169,6 +175,12 @@ def validation(learner, tasks, steps):
 
 def main(argv=None):
     args = parse(argv)
+    # a line for each kernel build or cache load (the first one takes seconds), unless --no-progress
+    with log_compiles() if not args.no_progress else nullcontext():
+        return run(args)
+
+
+def run(args):
     if args.meta_sgd and args.inner_steps != 1:
         raise SystemExit("--meta-sgd: meta_sgd.meta takes exactly one inner step (--inner-steps 1)")
     started = time.perf_counter()
@@ -190,8 +202,15 @@ def main(argv=None):
 
     functions, tasks = held_out(args.seed, args.eval_tasks, args.dtype)
     learners = (meta, base, small_step(base, np.float32 if args.dtype == "f32" else np.float64))
-    with np.errstate(over="ignore", invalid="ignore"):     # divergence is reported, not warned about
-        curves = {ln.name: {k: evaluate(ln, tasks, k, max(REPORT_STEPS)) for k in SHOTS} for ln in learners}
+    bar = progress_bar(len(learners) * len(SHOTS) * args.eval_tasks, "evaluate held-out tasks",
+                       not args.no_progress)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):     # divergence is reported, not warned about
+            curves = {ln.name: {k: evaluate(ln, tasks, k, max(REPORT_STEPS), bar) for k in SHOTS}
+                      for ln in learners}
+    finally:
+        if bar is not None:
+            bar.close()
     finished = time.perf_counter()
 
     results = summarise(args, curves, histories, trained - started, finished - trained)

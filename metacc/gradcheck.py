@@ -155,9 +155,21 @@ def _gradcheck(path, fn_name, wrt, seed, dims, eps, n_dirs, n_coords, constants)
                           f"({e.prim.replace('_', ' ')}), so finite differences cannot check it",
                           e.span, hint="check the same program without stop_gradient / first_order / "
                           "truncate / straight_through; `metacc explain` says which terms they drop")
+    fn = program.functions[fn_name]
+    if fn.result.kind != "tensor" or fn.result.leaves[0].type.rank != 0:
+        # finite differences of a scalar against its gradient is all gradcheck does; the
+        # runtime's own "use vjp" hint would point at something gradcheck does not offer
+        res = fn.result
+        what = (f"an array of shape [{', '.join(map(str, res.leaves[0].type.shape))}]" if res.kind == "tensor"
+                else f"{res.type_name} (a {res.kind} group)")
+        raise MetaccError(f"gradcheck checks the gradient of a scalar value, and {fn_name} returns {what}",
+                          res.span or fn.span,
+                          expected="a fn or meta function returning a scalar (f32 or f64)",
+                          hint=f"gradcheck a scalar fn of its result instead, e.g. fn check(...) -> f32 "
+                               f"{{ return sum({fn_name}(...)) }}; derivatives of non-scalar results come from "
+                               f"the Python API (mod.{fn_name}.vjp / .jvp)")
     mod = metacc.compile(program, dtype="f64")
     handle = getattr(mod, fn_name)
-    fn = program.functions[fn_name]
     names = list(wrt) if wrt else [a.name for a in fn.args if a.kind == "params"]
     if not names:
         names = [a.name for a in fn.args if a.kind == "tensor" and a.leaves[0].type.is_float]
@@ -182,11 +194,8 @@ def _gradcheck(path, fn_name, wrt, seed, dims, eps, n_dirs, n_coords, constants)
         minus = f_at({n: _map2(v[n], v[n], lambda x, _: -eps * x) for n in names})
         fd = (plus - minus) / (2 * eps)
         checks.append(Check(f"direction {k + 1}", ad, fd, abs(ad - fd) / max(abs(fd), abs(ad), 1e-8)))
-    flat = [(n, i) for n, g in zip(names, grads) for i in range(len(_leaves(g)))]
-    for _ in range(n_coords):
-        n, i = flat[int(rng.integers(len(flat)))]
+    for n, i, idx in _distinct_coordinates(rng, names, grads, n_coords):
         g = _leaves(grads[names.index(n)])[i]
-        idx = tuple(int(rng.integers(s)) for s in np.shape(g))
         counter = [0]
 
         def bump(x, _, sign, i=i, idx=idx):
@@ -205,6 +214,32 @@ def _gradcheck(path, fn_name, wrt, seed, dims, eps, n_dirs, n_coords, constants)
         checks.append(Check(f"{leaf}[{', '.join(map(str, idx))}]", ad, fd,
                             abs(ad - fd) / max(abs(fd), abs(ad), 1e-3 * scale)))
     return checks
+
+
+def _distinct_coordinates(rng, names, grads, n_coords: int) -> list[tuple[str, int, tuple]]:
+    """n_coords single coordinates, no two the same (fewer when the leaves have fewer).
+
+    A leaf is picked uniformly among those with coordinates left (so a bias or a
+    scalar rate is checked as often as a big matrix), then an unused coordinate
+    of it; checking one coordinate twice would only repeat a check."""
+    leaves = [(n, i, np.shape(g)) for n, gs in zip(names, grads) for i, g in enumerate(_leaves(gs))]
+    used: list[set] = [set() for _ in leaves]
+    out = []
+    for _ in range(n_coords):
+        open_ = [j for j, (_, _, shape) in enumerate(leaves) if len(used[j]) < int(np.prod(shape))]
+        if not open_:
+            break
+        j = open_[int(rng.integers(len(open_)))]
+        n, i, shape = leaves[j]
+        size = int(np.prod(shape))
+        free = None if size > 4096 else [c for c in range(size) if c not in used[j]]
+        while True:       # rejection only for big leaves, where a repeat is rare
+            c = free[int(rng.integers(len(free)))] if free is not None else int(rng.integers(size))
+            if c not in used[j]:
+                break
+        used[j].add(c)
+        out.append((n, i, tuple(int(x) for x in np.unravel_index(c, shape))))
+    return out
 
 
 def _leaf_name(fn, arg: str, i: int) -> str:

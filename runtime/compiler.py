@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from metacc.dtypes import float_dtype
 from metacc.errors import MetaccError, Source
 from metacc.program import Program
 from metacc.backend.loader import write_atomic_bytes
@@ -90,8 +91,7 @@ def _read(path_or_source) -> Source:
 
 
 def compile(path_or_source, dtype: str | None = None, cache_dir=None) -> Module:  # noqa: A001
-    if dtype not in (None, "f32", "f64"):
-        raise MetaccError("compile: dtype must be None, 'f32' or 'f64'", found=repr(dtype))
+    dtype = float_dtype(dtype, "compile", allow_none=True)      # 'float64', np.float64 -> 'f64'
     if isinstance(path_or_source, Program):
         program = path_or_source
         # hand-built programs can share a text; their IR tells them apart

@@ -20,6 +20,7 @@ from metacc.errors import MetaccError
 from metacc.ir.core import Func
 from metacc.kernels import kernel_ir
 from metacc.runtime.cache import entry_key, open_module
+from metacc.runtime.progress import first_call
 
 _SINGULAR = re.compile(r"metacc: (.*)")
 
@@ -66,7 +67,10 @@ class Kernel:
         return self._mod
 
     def __call__(self, args: list):
-        out = self._run(args)
+        if self._mod is None:       # the first call builds or loads it: say so (metacc.runtime.progress)
+            out = first_call(self, lambda: self._run(args))
+        else:
+            out = self._run(args)
         descs = getattr(self._mod, "DIAGNOSTICS", None)
         if descs:
             n = len(descs)

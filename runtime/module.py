@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metacc.dtypes import float_dtype
 from metacc.errors import MetaccError
 from metacc.frontend.diagnostics import did_you_mean
 from metacc.labels import LabelError
@@ -77,9 +78,8 @@ class ParamGroupHandle:
         rng = np.random.default_rng(seed)
         out = {}
         for f in self.group.fields:
-            dt = dtype or self._dtype or (f.type.dtype if f.type.is_float else "f64")
-            if dt not in ("f32", "f64"):
-                raise MetaccError(f"{self.name}.init: dtype must be 'f32' or 'f64'", found=repr(dtype))
+            dt = float_dtype(dtype, f"{self.name}.init", allow_none=True) or self._dtype or \
+                (f.type.dtype if f.type.is_float else "f64")
             out[f.path] = init_field(f, rng, dt if f.type.is_float else f.type.dtype, self.name)
         return out
 

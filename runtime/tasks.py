@@ -18,22 +18,15 @@ from math import pi
 
 import numpy as np
 
+from metacc.dtypes import float_dtype
 from metacc.errors import MetaccError
 
 DTYPES = {"f32": np.float32, "f64": np.float64}
 
 
-def as_dtype(dtype) -> type:
-    """'f32' / 'f64' (the spelling of .meta programs) or the NumPy float types."""
-    if isinstance(dtype, str) and dtype in DTYPES:
-        return DTYPES[dtype]
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt not in (np.float32, np.float64):
-        raise MetaccError("dtype must be 'f32' or 'f64'", found=repr(dtype))
-    return dt.type
+def as_dtype(dtype, where: str = "tasks") -> type:
+    """The NumPy type of any spelling metacc.dtypes accepts ('f32', 'float64', np.float32, ...)."""
+    return DTYPES[float_dtype(dtype, where)]
 
 
 def check_rng(rng, where: str) -> np.random.Generator:
@@ -94,7 +87,7 @@ class SinusoidFamily:
         check_rng(rng, "SinusoidFamily.tasks_for")
         k = check_count(k, "k (support points)", "SinusoidFamily.tasks_for")
         q = k if q is None else check_count(q, "q (query points)", "SinusoidFamily.tasks_for")
-        dt = as_dtype(dtype)
+        dt = as_dtype(dtype, "SinusoidFamily.tasks_for")
         n_tasks = len(functions["amplitude"])
         out = {}
         for split, n in (("support", k), ("query", q)):
@@ -127,7 +120,7 @@ def linear_regression_tasks(rng: np.random.Generator, n_tasks: int, n: int = 20,
     d = check_count(d, "d (dimension)", "linear_regression_tasks")
     if not noise >= 0:
         raise MetaccError("linear_regression_tasks: noise must be >= 0", found=repr(noise))
-    dt = as_dtype(dtype)
+    dt = as_dtype(dtype, "linear_regression_tasks")
     x = rng.normal(size=(n_tasks, n, d))
     w = rng.normal(size=(n_tasks, d, 1))
     y = x @ w + noise * rng.normal(size=(n_tasks, n, 1))

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from metacc.errors import MetaccError
+from metacc.runtime.progress import log_compiles
 from metacc.runtime.tasks import check_count
 
 
@@ -53,6 +55,11 @@ class _LineBar:
     def set_postfix_str(self, text: str, refresh: bool = False) -> None:
         self.postfix = text
 
+    def write(self, text: str, file=None) -> None:
+        """A message on its own line above the bar (tqdm.write's signature); the bar is redrawn."""
+        self.stream.write("\r" + text.ljust(60) + "\n")
+        self._draw(time.perf_counter())
+
     def _draw(self, now: float) -> None:
         rate = self.n / max(now - self._start, 1e-9)
         self.stream.write(f"\r{self.desc}: {self.n}/{self.total} [{now - self._start:.0f}s, "
@@ -74,6 +81,11 @@ def progress_bar(total: int, desc: str = "meta-train", enabled: bool = True):
     except ImportError:
         return _LineBar(total, desc)
     return tqdm(total=total, desc=desc, dynamic_ncols=True)
+
+
+def bar_writer(bar) -> Callable[[str], None]:
+    """Print a line above a bar without breaking it (tqdm.write, or the fallback's own)."""
+    return lambda text: bar.write(text, file=sys.stderr)
 
 
 def _next_tasks(tasks) -> Callable[[], Any]:
@@ -99,6 +111,9 @@ def train(step: Callable, params, optimizer, tasks, iterations: int, *,
     evaluate(params, iteration) -> anything: called every eval_every
     iterations (0: never) and after the last one; its results go to
     History.evals, and a float result is shown on the bar.
+    progress: a bar, and a line when a kernel is compiled or loaded from the
+    cache on its first call (metacc.runtime.progress), so that the seconds
+    a first build takes are not spent at 0/iterations without a word.
     state: an optimizer state to resume from (default optimizer.init(params)).
     """
     iterations = check_count(iterations, "iterations", "train", minimum=0)
@@ -111,6 +126,8 @@ def train(step: Callable, params, optimizer, tasks, iterations: int, *,
     history = History()
     bar = progress_bar(iterations, desc, progress)
     shown_eval = ""
+    messages = log_compiles(bar_writer(bar)) if bar is not None else nullcontext()
+    messages.__enter__()
     start = time.perf_counter()
     try:
         for it in range(1, iterations + 1):
@@ -132,6 +149,7 @@ def train(step: Callable, params, optimizer, tasks, iterations: int, *,
                 bar.set_postfix_str(f"loss {np.mean(history.losses[-100:]):.4g}{shown_eval}", refresh=False)
                 bar.update(1)
     finally:
+        messages.__exit__(None, None, None)
         if bar is not None:
             bar.close()
         history.seconds = time.perf_counter() - start

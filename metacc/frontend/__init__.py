@@ -19,8 +19,8 @@ def load_source(text: str, name: str = "<string>", *, float_dtype: str | None = 
                 constants: dict[str, int] | None = None) -> Program:
     from metacc.frontend.check import Unit
     from metacc.frontend.parse import parse
-    if float_dtype not in (None, "f32", "f64"):
-        raise MetaccError(f"float_dtype must be 'f32' or 'f64', not {float_dtype!r}")
+    from metacc.dtypes import float_dtype as _float_dtype
+    float_dtype = _float_dtype(float_dtype, "load", allow_none=True)
     source = Source(name, text)
     try:
         return Unit(source, parse(source), float_dtype, constants).run()
