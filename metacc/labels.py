@@ -120,13 +120,15 @@ class LabelError(MetaccError):
         the .meta line of the one_hot."""
         i = self.desc.get("input")
         span = _span(self.desc["where"], source)
+        # with the span the message need not start with the location
+        same = self.message if span is None else _strip(self.message)
         if i is None or i >= len(names) or i >= len(args):
-            return LabelError(self.desc, self.value, self.task, span, message=_strip(self.message))
+            return LabelError(self.desc, self.value, self.task, span, message=same)
         arr = np.asarray(args[i])
         n = self.desc["n"]
         bad = (arr < 0) | (arr >= n)
         if not bad.any():                     # the kernel saw other values: keep its figure
-            return LabelError(self.desc, self.value, self.task, span, message=_strip(self.message))
+            return LabelError(self.desc, self.value, self.task, span, message=same)
         first = tuple(int(k) for k in np.argwhere(bad)[0])
         at = f" at index {first}" if arr.ndim else ""
         batch = " (the task axis first)" if batched and batched[i] and arr.ndim else ""
