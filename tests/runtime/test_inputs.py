@@ -193,3 +193,13 @@ def test_cotangent_and_seed_checked(mod, data):
     e = err(mod.__getitem__, 0)
     assert "indexed by the name" in e.message
     assert mod["loss"] is mod.loss
+
+
+def test_a_list_of_tasks_gets_a_hint(mod, data):
+    one = {s: {k: v[0] for k, v in d.items()} for s, d in data["tasks"].items()}
+    e = err(mod.adapt, mod.Lin.init(), [one, one])
+    assert "'t' should be a mapping" in e.message and e.found == "list of 2 (mapping)"
+    assert "leading task axis" in e.hint and "np.stack" in e.hint
+    p = mod.Lin.init()
+    e = err(mod.loss, dict(p, w=p["w"].tolist()), data["x"], data["y"])
+    assert "'p.w'" in e.message and e.found == "list of 3 (list)"
