@@ -142,3 +142,18 @@ def test_computed_labels_name_the_task(mod, tasks):
     e = err(mod.shifted_meta, mod.Clf.init(), tasks)
     assert "label 3 (in task 2 of the batch, counting from 0) is out of range" in e.message
     assert "computed in the program" in e.message
+
+
+def test_loop_constant_labels_are_checked_once_outside_the_loop(mod):
+    from metacc.backend.inline import inline_calls
+    from metacc.diagnostics import hoist
+    k = mod.adapt.kernel("grad", mod.adapt._wrt(None))
+    base = inline_calls(k.ir())
+    fn, descs = hoist(base)
+    # support and query labels (kernel inputs 3 and 5), each checked once although the
+    # support labels are used in the K-step forward loop and again in its reverse
+    assert sorted((d["input"], d["side"]) for d in descs) == [(3, "above"), (3, "below"), (5, "above"), (5, "below")]
+
+    def carries(f):
+        return [e.params["n_carry"] for e in f.eqns if e.prim == "scan"]
+    assert carries(fn) == carries(base)          # no per-step figure carried through the loops
