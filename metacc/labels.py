@@ -8,10 +8,11 @@ can also be computed inside the program, so the check runs where the labels
 are used:
 
 - compiled kernels: before code generation `add_label_checks` puts two figures
-  after every one_hot, how far the smallest label lies below 0 and how far the
-  largest lies above n-1 (both 0 when every label is a class). They travel as
-  `diagnostic` equations of kind 'labels' (metacc.diagnostics hoists them into
-  kernel outputs, one per task in a meta kernel), and `check_labels` raises a
+  after every one_hot (before the loop when the labels are a loop's constants):
+  how far the smallest label lies below 0 and how far the largest lies above
+  n-1, both 0 when every label is a class. They travel as `diagnostic`
+  equations of kind 'labels' (metacc.diagnostics hoists them into kernel
+  outputs, one per task in a meta kernel), and `check_labels` raises a
   `LabelError` when one is not 0. When the labels are a kernel input (also
   through a loop's constants) the description records which, and the runtime
   names the argument, the first bad label and its index (`LabelError.located`).
@@ -58,31 +59,56 @@ def has_one_hot(fn: Func) -> bool:
 
 
 def add_label_checks(fn: Func) -> Func:
-    """fn (calls inlined) with a range check after every one_hot, in loop bodies too."""
+    """fn (calls inlined) with a range check after every one_hot. Labels that are a
+    loop's constants (an inner loop's support labels) are checked once, before the
+    loop, on the values the loop receives; others where they are used."""
     origin = {v: i for i, v in enumerate(fn.ins)}
-    return Func(fn.name, fn.ins, tuple(_with_checks(fn.eqns, origin)), fn.outs, fn.span)
+    return Func(fn.name, fn.ins, tuple(_with_checks(fn.eqns, origin, frozenset())), fn.outs, fn.span)
 
 
-def _with_checks(eqns, origin: dict[Var, int]) -> list[Eqn]:
+def _with_checks(eqns, origin: dict[Var, int], done: frozenset) -> list[Eqn]:
     out: list[Eqn] = []
+    seen: set = set()             # (labels, n) checked in this scope already (forward and backward loops)
+
+    def check(oh: Eqn, labels) -> None:
+        if (labels, oh.params["n"]) not in seen:
+            seen.add((labels, oh.params["n"]))
+            out.extend(_range_figures(oh, labels, origin))
+
     for e in eqns:
         if e.prim == "scan" and has_one_hot(e.params["body"]):
             body, nc = e.params["body"], e.params["n_consts"]
-            # a loop constant that is a kernel input keeps its origin (the labels of an inner loop)
-            inner = {bv: origin[a] for bv, a in zip(body.ins[:nc], e.ins[:nc])
-                     if isinstance(a, Var) and a in origin}
-            body = Func(body.name, body.ins, tuple(_with_checks(body.eqns, inner)), body.outs, body.span)
+            consts = {bv: a for bv, a in zip(body.ins[:nc], e.ins[:nc]) if isinstance(a, Var)}
+            lifted = list(_constant_labels(body, consts))
+            for oh, labels in lifted:
+                check(oh, labels)
+            done = done | {id(oh) for oh, _ in lifted}
+            body = Func(body.name, body.ins, tuple(_with_checks(body.eqns, {}, done)), body.outs, body.span)
             e = Eqn("scan", e.ins, e.outs, {**e.params, "body": body}, e.span)
         out.append(e)
-        if e.prim == "one_hot":
-            out += _range_figures(e, origin)
+        if e.prim == "one_hot" and id(e) not in done:
+            check(e, e.ins[0])
     return out
 
 
-def _range_figures(e: Eqn, origin: dict[Var, int]) -> list[Eqn]:
+def _constant_labels(body: Func, outer: dict[Var, Var]):
+    """(one_hot eqn, the labels outside) for each one_hot in body, nested loops included,
+    whose labels are loop constants all the way out."""
+    for e in body.eqns:
+        if e.prim == "one_hot" and isinstance(e.ins[0], Var) and e.ins[0] in outer:
+            yield e, outer[e.ins[0]]
+        elif e.prim == "scan":
+            inner, nc = e.params["body"], e.params["n_consts"]
+            through = {bv: outer[a] for bv, a in zip(inner.ins[:nc], e.ins[:nc])
+                       if isinstance(a, Var) and a in outer}
+            if through:
+                yield from _constant_labels(inner, through)
+
+
+def _range_figures(e: Eqn, labels, origin: dict[Var, int]) -> list[Eqn]:
     from metacc.ir.builder import Builder
     b = Builder(span=e.span)
-    labels, n = e.ins[0], e.params["n"]
+    n = e.params["n"]
     # f64 holds every label up to 2^53 exactly, so the figure gives the bad value back
     x = b.cast(labels, dtype="f64", name="label")
     axes = tuple(range(labels.type.rank))
@@ -120,13 +146,15 @@ class LabelError(MetaccError):
         the .meta line of the one_hot."""
         i = self.desc.get("input")
         span = _span(self.desc["where"], source)
+        # with the span the message need not start with the location
+        same = self.message if span is None else _strip(self.message)
         if i is None or i >= len(names) or i >= len(args):
-            return LabelError(self.desc, self.value, self.task, span, message=_strip(self.message))
+            return LabelError(self.desc, self.value, self.task, span, message=same)
         arr = np.asarray(args[i])
         n = self.desc["n"]
         bad = (arr < 0) | (arr >= n)
         if not bad.any():                     # the kernel saw other values: keep its figure
-            return LabelError(self.desc, self.value, self.task, span, message=_strip(self.message))
+            return LabelError(self.desc, self.value, self.task, span, message=same)
         first = tuple(int(k) for k in np.argwhere(bad)[0])
         at = f" at index {first}" if arr.ndim else ""
         batch = " (the task axis first)" if batched and batched[i] and arr.ndim else ""

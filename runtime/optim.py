@@ -49,6 +49,16 @@ def _structure(tree) -> list[tuple[str, tuple]]:
     return [(p, np.shape(v)) for p, v in _paths(tree)]
 
 
+def _hyper(owner, name: str) -> float:
+    """A hyperparameter as a finite real number: not a bool, a string or an array."""
+    value = getattr(owner, name)
+    kind = type(owner).__name__
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise MetaccError(f"{kind}: {name} must be a finite number", found=repr(value)[:80])
+    return float(value)
+
+
 def check_params(params, where: str) -> None:
     leaves = list(_paths(params))
     if not leaves or not isinstance(params, (dict, tuple, list)):
@@ -91,6 +101,7 @@ class SGD:
     momentum: float = 0.0
 
     def __post_init__(self):
+        _hyper(self, "lr"), _hyper(self, "momentum")
         if not self.lr > 0:
             raise MetaccError("SGD: lr must be > 0", found=repr(self.lr))
         if not 0 <= self.momentum < 1:
@@ -128,6 +139,8 @@ class Adam:
     eps: float = 1e-8
 
     def __post_init__(self):
+        for name in ("lr", "b1", "b2", "eps"):
+            _hyper(self, name)
         if not self.lr > 0:
             raise MetaccError("Adam: lr must be > 0", found=repr(self.lr))
         for name in ("b1", "b2"):

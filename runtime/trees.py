@@ -22,6 +22,10 @@ def describe(value) -> str:
         return f"{value.dtype} array of shape {value.shape}"
     if isinstance(value, Mapping):
         return f"a mapping with fields {sorted(map(str, value))}"
+    if isinstance(value, (list, tuple)) and value:
+        # the items' kinds, not their text (a list of arrays would print every number)
+        kinds = sorted({"mapping" if isinstance(v, Mapping) else type(v).__name__ for v in value})
+        return f"{type(value).__name__} of {len(value)} ({', '.join(kinds[:4])})"
     return f"{type(value).__name__} {value!r}"[:120]
 
 
@@ -294,8 +298,13 @@ def flatten_arg(arg: Arg, value, dims: Dims, batch: list | None, name: str | Non
                 node = node[part]
             here = f"{where}.{key}" if key else where
             if not isinstance(node, Mapping):
+                hint = None
+                if batch is not None and not key and isinstance(node, (list, tuple)) \
+                        and all(isinstance(v, Mapping) for v in node):
+                    hint = ("a batch of tasks is one mapping whose arrays have a leading task axis: "
+                            "stack the fields (np.stack([t['support']['x'] for t in tasks]), ...)")
                 raise MetaccError(f"argument '{here}' should be a mapping of {arg.type_name} fields",
-                                  expected=f"fields {fields}", found=describe(node))
+                                  expected=f"fields {fields}", found=describe(node), hint=hint)
             missing = [f for f in fields if f not in node]
             extra = sorted(str(f) for f in node if f not in fields)
             if missing or extra:

@@ -193,3 +193,22 @@ def test_cotangent_and_seed_checked(mod, data):
     e = err(mod.__getitem__, 0)
     assert "indexed by the name" in e.message
     assert mod["loss"] is mod.loss
+
+
+def test_a_list_of_tasks_gets_a_hint(mod, data):
+    one = {s: {k: v[0] for k, v in d.items()} for s, d in data["tasks"].items()}
+    e = err(mod.adapt, mod.Lin.init(), [one, one])
+    assert "'t' should be a mapping" in e.message and e.found == "list of 2 (mapping)"
+    assert "leading task axis" in e.hint and "np.stack" in e.hint
+    p = mod.Lin.init()
+    e = err(mod.loss, dict(p, w=p["w"].tolist()), data["x"], data["y"])
+    assert "'p.w'" in e.message and e.found == "list of 3 (list)"
+
+
+@pytest.mark.parametrize("kw", [{"lr": True}, {"lr": "0.1"}, {"lr": np.array([0.1, 0.2])}, {"lr": float("inf")},
+                                {"momentum": None}])
+def test_optimizer_hyperparameters_are_numbers(kw):
+    from metacc.runtime.optim import SGD, Adam
+    with pytest.raises(MetaccError, match="must be a finite number"):
+        SGD(**kw) if "momentum" in kw else Adam(**kw)
+    assert SGD(lr=np.float32(0.1)).lr == np.float32(0.1)

@@ -38,6 +38,10 @@ meta adapt(theta: Clf, t: Cls, alpha: f64 = 0.5, K: int = 2) -> f64 {
     return ce(p, t.query.x, t.query.y)
 }
 
+meta shifted_meta(theta: Clf, t: Cls) -> f64 {
+    return cross_entropy(t.query.x @ theta.w + theta.b, i64(f64(t.query.y) + 1.0))
+}
+
 meta anchored(theta: Clf, t: Cls, z: f64[m, 3], y0: i64[m]) -> f64 {
     return ce(theta, t.query.x, t.query.y) + cross_entropy(z, y0)
 }
@@ -130,3 +134,26 @@ def test_labels_shared_by_every_task(mod, tasks):
     assert mod.anchored(theta, tasks, z, np.array([1, 2])) == pytest.approx(2 * np.log(3), rel=1e-12)
     e = err(mod.anchored, theta, tasks, z, np.array([1, 4]))
     assert "argument 'y0' holds label 4 at index (1,), out of range" in e.message   # no task axis here
+
+
+def test_computed_labels_name_the_task(mod, tasks):
+    tasks["query"]["y"][:] = 0
+    tasks["query"]["y"][2, 4] = 2                        # becomes 3 inside the program
+    e = err(mod.shifted_meta, mod.Clf.init(), tasks)
+    assert "label 3 (in task 2 of the batch, counting from 0) is out of range" in e.message
+    assert "computed in the program" in e.message
+
+
+def test_loop_constant_labels_are_checked_once_outside_the_loop(mod):
+    from metacc.backend.inline import inline_calls
+    from metacc.diagnostics import hoist
+    k = mod.adapt.kernel("grad", mod.adapt._wrt(None))
+    base = inline_calls(k.ir())
+    fn, descs = hoist(base)
+    # support and query labels (kernel inputs 3 and 5), each checked once although the
+    # support labels are used in the K-step forward loop and again in its reverse
+    assert sorted((d["input"], d["side"]) for d in descs) == [(3, "above"), (3, "below"), (5, "above"), (5, "below")]
+
+    def carries(f):
+        return [e.params["n_carry"] for e in f.eqns if e.prim == "scan"]
+    assert carries(fn) == carries(base)          # no per-step figure carried through the loops
