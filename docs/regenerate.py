@@ -3,6 +3,7 @@
     python docs/regenerate.py                 # README walkthrough + every example driver (a few minutes)
     python docs/regenerate.py walkthrough     # only some: walkthrough, drivers, or driver names
     python docs/regenerate.py --demo          # also the sinusoid demo table (docs/demo.md), ~1 min more
+    python docs/regenerate.py demo            # only the demo
     python docs/regenerate.py --check         # exit 1 when a published figure differs from this run
 
 Each figure is produced exactly as the README says to produce it: the
@@ -133,12 +134,17 @@ def note(problems: list, what: str, verdict: str, detail: str, text: str) -> Non
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("only", nargs="*", help="walkthrough, drivers, or driver names (default: all)")
+    ap.add_argument("only", nargs="*", help="walkthrough, drivers, demo, or driver names "
+                    "(default: walkthrough and drivers)")
     ap.add_argument("--demo", action="store_true", help="also the demo's table (10,000 iterations per model)")
     ap.add_argument("--check", action="store_true", help="fail when a published figure differs")
     ap.add_argument("--out", type=Path, default=Path("out") / "figures.json")
     args = ap.parse_args(argv)
     wanted = set(args.only) or {"walkthrough", "drivers"}
+    if unknown := wanted - {"walkthrough", "drivers", "demo", *DRIVERS}:
+        ap.error(f"no such figure: {', '.join(sorted(unknown))} (walkthrough, drivers, demo, {', '.join(DRIVERS)})")
+    if "demo" in wanted:
+        args.demo = True
     if "drivers" in wanted:
         wanted |= set(DRIVERS)
     from metacc.runtime.progress import log_compiles
