@@ -3,7 +3,8 @@ to a Module whose kernels are built on first use and cached on disk.
 
 dtype: None runs the program at the precision it declares; 'f32' or 'f64'
 rewrites every float type of the program to that dtype first (one program,
-both precisions). Either way the kernels accept exactly their dtype: a
+both precisions; 'float32', np.float64 and np.dtype(...) are the same, see
+metacc.dtypes). Either way the kernels accept exactly their dtype: a
 float64 array passed where float32 is expected is an error naming the
 argument, never a silent conversion.
 """

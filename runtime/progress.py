@@ -95,5 +95,7 @@ def first_call(kernel, run: Callable):
 
 
 if os.environ.get("METACC_LOG_COMPILES", "") not in ("", "0"):
-    # for the whole process: entered once and never left
-    log_compiles().__enter__()
+    # for the whole process: entered once and never left (kept referenced: a collected
+    # generator would run its finally clause and switch the messages off again)
+    _FOR_THE_PROCESS = log_compiles()
+    _FOR_THE_PROCESS.__enter__()

@@ -40,3 +40,19 @@ def test_walkthrough_training_loop_runs(walkthrough, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "'lr'" in out and "'clip'" in out
     assert os.path.exists(d / "clipped_sgd.meta")
+
+
+def test_walkthrough_evaluate_callback_runs_as_documented(walkthrough, capsys, monkeypatch):
+    """The README's train(evaluate=...) example: (params, iteration), results in log.evals."""
+    d, code = walkthrough
+    snippet = next(body for lang, body in _blocks() if lang == "python" and "evaluate=evaluate" in body)
+    assert "(params, iteration)" in snippet and "eval_every=500" in snippet
+    monkeypatch.chdir(d)
+    scope: dict = {}
+    exec(compile(code.replace("iterations=2000", "iterations=4"), "README walkthrough", "exec"), scope)
+    exec(compile(snippet.replace("iterations=2000", "iterations=20").replace("eval_every=500", "eval_every=5"),
+                 "README evaluate", "exec"), scope)
+    evals = scope["log"].evals
+    assert [it for it, _ in evals] == [5, 10, 15, 20]
+    assert all(isinstance(v, float) and v > 0 for _, v in evals)
+    assert str(evals) in capsys.readouterr().out

@@ -107,3 +107,20 @@ def test_fallback_bar_prints_a_message_on_its_own_line_and_redraws():
     before, after = text.split("metacc: compiling f grad (f64)…")
     assert before.endswith("\r") and after.startswith(" ") and "\n" in after
     assert after.split("\n", 1)[1].startswith("\rfit: 2/5")      # the bar again, below the message
+
+
+def test_environment_variable_turns_messages_on_for_a_whole_process(cache):
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, metacc, sys; m = metacc.compile(sys.argv[1], cache_dir=sys.argv[2]); "
+            "m.f(m.Q.init(), np.zeros(2))")
+    env = dict(os.environ, METACC_LOG_COMPILES="1")
+    r = subprocess.run([sys.executable, "-c", code, SOURCE, str(cache)], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "metacc: compiling f forward (f64)…" in r.stderr and "metacc: f forward (f64) " in r.stderr
+    env["METACC_LOG_COMPILES"] = "0"
+    r = subprocess.run([sys.executable, "-c", code, SOURCE, str(cache)], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "metacc:" not in r.stderr
