@@ -40,9 +40,12 @@ def read_source(path) -> str:
     try:
         return p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise MetaccError(f"cannot read {path}: no such file",
-                          hint="check the path; metacc programs are .meta files" if p.suffix != ".meta"
-                          else "check the path (relative paths start at the current directory)") from None
+        hint = "check the path (relative paths start at the current directory)"
+        if p.suffix != ".meta":
+            with_suffix = p.with_name(p.name + ".meta")
+            hint = f"did you mean {with_suffix}?" if with_suffix.is_file() else \
+                "check the path; metacc programs are .meta files"
+        raise MetaccError(f"cannot read {path}: no such file", hint=hint) from None
     except IsADirectoryError:
         raise MetaccError(f"cannot read {path}: it is a directory", hint="pass a .meta file") from None
     except UnicodeDecodeError as err:
