@@ -11,25 +11,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metacc.errors import MetaccError, Source
+from metacc.errors import MetaccError, Source, api_boundary
 from metacc.program import Program
 
 
+@api_boundary
 def load_source(text: str, name: str = "<string>", *, float_dtype: str | None = None,
                 constants: dict[str, int] | None = None) -> Program:
     from metacc.frontend.check import Unit
-    from metacc.frontend.parse import parse
+    from metacc.frontend.parse import parse_all
     if float_dtype not in (None, "f32", "f64"):
         raise MetaccError(f"float_dtype must be 'f32' or 'f64', not {float_dtype!r}")
     source = Source(name, text)
     try:
-        return Unit(source, parse(source), float_dtype, constants).run()
+        parsed = parse_all(source)
+        unit = Unit(source, parsed.module, float_dtype, constants)
+        unit.after_syntax_errors(parsed.errors, parsed.broken)
+        return unit.run()
     except RecursionError:
         # parsing and lowering recurse over the expression tree; only absurd nesting gets here
         raise MetaccError(f"{name}: an expression is nested too deeply to compile",
                           hint="split long expressions into several assignments") from None
 
 
+@api_boundary
 def load(path, *, float_dtype: str | None = None, constants: dict[str, int] | None = None) -> Program:
     return load_source(read_source(path), str(path), float_dtype=float_dtype, constants=constants)
 

@@ -54,6 +54,17 @@ class Unit:
         return Program(self.source, dict(self.decls.groups), dict(self.decls.tasks),
                        {n: self.functions[n] for n in order if n in self.functions})
 
+    def after_syntax_errors(self, errors: list[MetaccError], broken: dict[str, str]) -> None:
+        """Declarations that did not parse: their errors are reported with the checker's, and what
+        uses them stays quiet (as for a declaration with a type error)."""
+        for err in errors:
+            self.reporter.report(err)
+        for name, kind in broken.items():
+            if kind in ("params", "task"):
+                self.decls.broken_types.add(name)
+            else:
+                self.decls.failed.add(name)
+
     def _check_constants(self) -> None:
         """Overrides (`constants={'K': 20}`, `--const K=20`) must name an int argument of a meta
         function and be a whole number: an override that changes nothing is a mistake."""
