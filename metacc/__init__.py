@@ -1,10 +1,11 @@
 """metacc: a compiler for meta-learning programs."""
 __version__ = "0.1.0"
 
-from metacc.errors import InternalError, MetaccError  # noqa: E402,F401
+from metacc.errors import InternalError, MetaccError, api_boundary  # noqa: E402,F401
 from metacc.diagnostics import ConvergenceWarning  # noqa: E402,F401
 
 
+@api_boundary
 def compile(path_or_source, dtype=None, cache_dir=None):  # noqa: A001
     """Compile a .meta program (path, text or Program) into a Module; see metacc.runtime.
 

@@ -76,7 +76,7 @@ def _kernel_funcs(req: ShowRequest, stage: str):
     for f in req.functions():
         if kind == "meta_grad" and f.kind != "meta":
             raise MetaccError(f"--kernel meta_grad needs a meta program; {f.name} is a fn",
-                              hint="use --kernel grad for a fn")
+                              hint="use --kernel grad for a fn that returns a scalar, vjp or jvp for any other")
         wrt = wrt_names(f, req.args.wrt) if req.args.wrt else default_wrt(f)
         out.append((f, kind, kernel_ir(f.ir, kind, None if kind == "forward" else wrt, stage)))
     return out
@@ -174,18 +174,59 @@ def _cmd_show(args) -> int:
 def _const(text: str) -> tuple[str, int]:
     name, _, value = text.partition("=")
     try:
-        return name.strip(), int(value)
+        out = name.strip(), int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected NAME=INT, got {text!r}") from None
+    if not out[0].isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=INT, got {text!r}: {out[0]!r} is not a name")
+    return out
 
 
 def _dims(text: str) -> dict[str, int]:
+    from metacc.frontend.convert import MAX_SIZE
     out = {}
     for part in text.split(","):
         if part.strip():
             name, value = _const(part)
+            if not 1 <= value <= MAX_SIZE:
+                raise argparse.ArgumentTypeError(f"the size of dim {name} must be between 1 and {MAX_SIZE}, "
+                                                 f"not {value}")
             out[name] = value
     return out
+
+
+def _count(minimum: int):
+    """An argparse type: a whole number of at least `minimum`, named in the message when not."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number, not {text}")
+    return value
+
+
+def _check_dims(f, dims: dict[str, int]) -> None:
+    """--dims names must be symbolic dims of the function's arguments."""
+    known = list(dict.fromkeys(s for v in f.ir.ins for s in v.type.symbols))
+    for name in dims:
+        if name not in known:
+            from metacc.frontend.diagnostics import did_you_mean
+            raise MetaccError(f"--dims {name}=...: {f.kind} {f.name} has no dimension `{name}`",
+                              expected=", ".join(known) or "(it has no symbolic dims)", found=name,
+                              hint=did_you_mean(name, known))
 
 
 def _program_options(p: argparse.ArgumentParser) -> None:
@@ -214,7 +255,7 @@ def _residuals_options(p: argparse.ArgumentParser) -> None:
     _fn_options(p)
     p.add_argument("--dims", type=_dims, default={}, metavar="k=10,q=10",
                    help="sizes of the symbolic dims (default: 10 each)")
-    p.add_argument("--batch", type=int, default=1, help="task batch size (meta programs)")
+    p.add_argument("--batch", type=_count(1), default=1, help="task batch size (meta programs)")
 
 
 def _request(args) -> tuple:
@@ -229,6 +270,7 @@ def _request(args) -> tuple:
 def _cmd_residuals(args) -> int:
     from metacc.residuals import report
     f, wrt = _request(args)
+    _check_dims(f, args.dims)
     dims = {s: 10 for v in f.ir.ins for s in v.type.symbols}
     dims.update(args.dims)
     print(report(f.ir, wrt, dims, batch=args.batch))
@@ -239,12 +281,15 @@ def _gradcheck_options(p: argparse.ArgumentParser) -> None:
     _fn_options(p)
     p.add_argument("--dims", type=_dims, default={}, metavar="k=10,q=10",
                    help="sizes of the symbolic dims (default: 5 each)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random input")
-    p.add_argument("--tol", type=float, default=1e-5, help="largest relative error accepted (default 1e-5)")
+    p.add_argument("--seed", type=_count(0), default=0, help="seed of the random input")
+    p.add_argument("--tol", type=_positive_float, default=1e-5, help="largest relative error accepted (default 1e-5)")
 
 
 def _cmd_gradcheck(args) -> int:
     from metacc.gradcheck import gradcheck
+    if args.dims:
+        f, _ = _request(args)
+        _check_dims(f, args.dims)
     convergence: list = []
     checks = gradcheck(args.file, args.fn, wrt=args.wrt, seed=args.seed, dims=args.dims,
                        constants=dict(args.const or []), convergence=convergence)

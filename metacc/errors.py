@@ -4,9 +4,17 @@ A `MetaccError` is what a user sees when their program, inputs or files are
 wrong: where (file:line:col), the offending line with a caret, what was
 expected, what was found, and a hint. Anything else escaping metacc is a bug
 in metacc and is reported as an `InternalError`.
+
+A MetaccError leaving the Python API (`api_boundary`) carries a traceback of the
+user's own frames only, as JAX filters its frames: the message says what is
+wrong and where in the .meta source; metacc's internals would only bury it.
+METACC_FULL_TRACEBACK=1 keeps every frame (for debugging metacc itself).
 """
 from __future__ import annotations
 
+import functools
+import os
+import types
 from dataclasses import dataclass
 
 
@@ -105,3 +113,76 @@ class MetaccErrors(MetaccError):
 
 class InternalError(Exception):
     """A bug in metacc, never a user mistake. Reports should include the message."""
+
+
+# ---- traceback filtering at the API boundary ---------------------------------------------------
+
+FULL_TRACEBACK_ENV = "METACC_FULL_TRACEBACK"
+_NOTE = (f"(metacc's internal frames are hidden from this traceback; set {FULL_TRACEBACK_ENV}=1 "
+         "to see them)")
+
+
+@functools.lru_cache(maxsize=1)
+def _internal_dirs() -> tuple[str, ...]:
+    """Folders whose frames are metacc's internals: the package, its runtime (installed as
+    metacc.runtime from its own folder) and lark, which calls back into the parser's methods."""
+    dirs = [os.path.dirname(os.path.abspath(__file__))]
+    for name in ("metacc.runtime", "lark"):
+        try:
+            mod = __import__(name, fromlist=["__file__"])
+            dirs.append(os.path.dirname(os.path.abspath(mod.__file__)))
+        except Exception:  # noqa: BLE001 - a folder we cannot find is simply not filtered
+            pass
+    return tuple(d + os.sep for d in dirs)
+
+
+def _is_internal(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_internal_dirs())
+
+
+def filter_traceback(tb: types.TracebackType | None) -> tuple[types.TracebackType | None, int]:
+    """The same chain of frames without metacc's own (the user's frames, in order), and how many
+    frames were removed."""
+    kept, removed = [], 0
+    while tb is not None:
+        if _is_internal(tb.tb_frame.f_code.co_filename):
+            removed += 1
+        else:
+            kept.append((tb.tb_frame, tb.tb_lasti, tb.tb_lineno))
+        tb = tb.tb_next
+    out = None
+    for frame, lasti, lineno in reversed(kept):
+        out = types.TracebackType(out, frame, lasti, lineno)
+    return out, removed
+
+
+def full_traceback() -> bool:
+    return os.environ.get(FULL_TRACEBACK_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def api_boundary(fn):
+    """Wrap a public entry point: a MetaccError raised inside leaves it with metacc's frames
+    removed from its traceback (unless METACC_FULL_TRACEBACK=1)."""
+    @functools.wraps(fn)
+    def entry(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MetaccError as err:
+            if not full_traceback():
+                tb, removed = filter_traceback(err.__traceback__)
+                if removed:
+                    err.__traceback__ = tb
+                    if _NOTE not in getattr(err, "__notes__", ()):
+                        err.add_note(_NOTE)
+            # a bare raise re-raises with the traceback just set, without adding this frame
+            raise
+    entry.__metacc_api__ = True
+    return entry
+
+
+def wrap_methods(cls, names) -> None:
+    """api_boundary on each named method of cls (once)."""
+    for name in names:
+        method = cls.__dict__.get(name)
+        if method is not None and not getattr(method, "__metacc_api__", False):
+            setattr(cls, name, api_boundary(method))

@@ -40,6 +40,8 @@ def kernel_ir(fn: Func, kind: str, wrt=None, stage: str = "simplified") -> Func:
         raise MetaccError(f"unknown kernel kind '{kind}'", hint=f"choose one of {', '.join(KINDS)}")
     if stage not in STAGES:
         raise MetaccError(f"unknown stage '{stage}'", hint=f"choose one of {', '.join(STAGES)}")
+    if kind in ("grad", "meta_grad", "hvp"):
+        _need_scalar(fn, kind)
     key = (id(fn), kind, tuple(wrt) if wrt is not None else None, stage)
     hit = _cache.get(key)
     if hit is not None and hit[0] is fn:
@@ -49,6 +51,19 @@ def kernel_ir(fn: Func, kind: str, wrt=None, stage: str = "simplified") -> Func:
         out = simplify(verify(lower_cg(simplify(out)), where="lower_cg"))
     _cache[key] = (fn, out)
     return out
+
+
+def _need_scalar(fn: Func, kind: str) -> None:
+    """grad, meta_grad and hvp differentiate one float scalar; anything else is the user's choice
+    of kernel, not a bug of the transform."""
+    outs = fn.out_types
+    if len(outs) == 1 and outs[0].rank == 0 and outs[0].is_float:
+        return
+    found = ", ".join(map(str, outs)) or "nothing"
+    raise MetaccError(f"the {kind} kernel needs a function that returns a float scalar; {fn.name} returns {found}",
+                      fn.span, expected="f32 or f64", found=found,
+                      hint="reduce the result to a loss (sum(...), mean(...)), or use the vjp kernel "
+                           "(cotangents of the outputs) or the jvp kernel (tangents of the outputs)")
 
 
 def default_wrt(function) -> list[int]:

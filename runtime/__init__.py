@@ -3,3 +3,15 @@ from metacc.runtime.compiler import compile  # noqa: F401,A004
 from metacc.runtime.module import Module  # noqa: F401
 # the outer loop: task samplers, optimizers on parameter groups, a training loop
 from metacc.runtime import optim, tasks, train  # noqa: F401,E402
+
+# The public entry points filter metacc's own frames from the traceback of a MetaccError
+# (metacc.errors.api_boundary; METACC_FULL_TRACEBACK=1 keeps them). Listed here, in one place.
+from metacc.errors import api_boundary as _api, wrap_methods as _wrap  # noqa: E402
+from metacc.runtime import module as _module  # noqa: E402
+
+compile = _api(compile)  # noqa: A001
+train.train = _api(train.train)
+_wrap(_module.Module, ("__getattr__", "__getitem__"))
+_wrap(_module.FunctionHandle, ("__call__", "value_and_grad", "grad", "hvp", "grad_and_hvp", "jvp", "vjp",
+                               "source", "kernel"))
+_wrap(_module.ParamGroupHandle, ("init",))

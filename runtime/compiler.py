@@ -82,12 +82,13 @@ def _read(path_or_source) -> Source:
         raise MetaccError("metacc.compile takes a path, the text of a .meta program or a Program",
                           found=type(path_or_source).__name__)
     text = path_or_source
-    looks_like_path = "\n" not in text and ("{" not in text) and (text.endswith(".meta") or os.path.exists(text))
+    # The rule: a string with a line break or a brace is program text (every declaration has a
+    # brace); any other non-blank string is a path, so a mistyped path is named as a missing
+    # file instead of being parsed as a program.
+    looks_like_path = text.strip() != "" and not any(c in text for c in "\n{}")
     if looks_like_path:
-        p = Path(text)
-        if not p.exists():
-            raise MetaccError(f"no such file: {text}", hint="pass the path of a .meta file or its text")
-        return Source(str(p), p.read_text())
+        from metacc.frontend import read_source
+        return Source(str(Path(text)), read_source(text))
     return Source("<string>", text)
 
 

@@ -267,6 +267,9 @@ def segment(e: Eqn) -> tuple[Func, int, int]:
         s = max(1, int(policy["snapshots"]))
         seg = math.ceil(length / s)
         inner_policy = dict(policy) if seg > s else None
+        if inner_policy and seg >= length:
+            # no progress: the segment would be this loop again (snapshots=1, rejected by the checker)
+            raise InternalError(f"@checkpoint(snapshots={s}) does not split a loop of {length} steps")
     seg = max(1, min(seg, length))
     sb = Builder(span=body.span)
     consts = [sb.input(v.name, v.type) for v in body.ins[:nc]]

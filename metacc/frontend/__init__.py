@@ -11,25 +11,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metacc.errors import MetaccError, Source
+from metacc.errors import MetaccError, Source, api_boundary
 from metacc.program import Program
 
 
+@api_boundary
 def load_source(text: str, name: str = "<string>", *, float_dtype: str | None = None,
                 constants: dict[str, int] | None = None) -> Program:
     from metacc.frontend.check import Unit
-    from metacc.frontend.parse import parse
+    from metacc.frontend.parse import parse_all
     from metacc.dtypes import float_dtype as _float_dtype
     float_dtype = _float_dtype(float_dtype, "load", allow_none=True)
     source = Source(name, text)
     try:
-        return Unit(source, parse(source), float_dtype, constants).run()
+        parsed = parse_all(source)
+        unit = Unit(source, parsed.module, float_dtype, constants)
+        unit.after_syntax_errors(parsed.errors, parsed.broken)
+        return unit.run()
     except RecursionError:
         # parsing and lowering recurse over the expression tree; only absurd nesting gets here
         raise MetaccError(f"{name}: an expression is nested too deeply to compile",
                           hint="split long expressions into several assignments") from None
 
 
+@api_boundary
 def load(path, *, float_dtype: str | None = None, constants: dict[str, int] | None = None) -> Program:
     return load_source(read_source(path), str(path), float_dtype=float_dtype, constants=constants)
 
@@ -40,9 +45,12 @@ def read_source(path) -> str:
     try:
         return p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise MetaccError(f"cannot read {path}: no such file",
-                          hint="check the path; metacc programs are .meta files" if p.suffix != ".meta"
-                          else "check the path (relative paths start at the current directory)") from None
+        hint = "check the path (relative paths start at the current directory)"
+        if p.suffix != ".meta":
+            with_suffix = p.with_name(p.name + ".meta")
+            hint = f"did you mean {with_suffix}?" if with_suffix.is_file() else \
+                "check the path; metacc programs are .meta files"
+        raise MetaccError(f"cannot read {path}: no such file", hint=hint) from None
     except IsADirectoryError:
         raise MetaccError(f"cannot read {path}: it is a directory", hint="pass a .meta file") from None
     except UnicodeDecodeError as err:

@@ -21,7 +21,18 @@ COMPARE = ("lt", "le", "gt", "ge", "eq", "ne")
 _LIMIT = 2 ** 62      # folded whole numbers stay far from int64 overflow
 
 
+def _int_pow_too_big(a, b) -> bool:
+    """Would the whole number a ** b pass _LIMIT? Decided from bit lengths, without computing it:
+    Python ints are unbounded, and 3 ^ 3 ^ 3 ^ 3 would take longer than anyone waits."""
+    if not (isinstance(a, int) and isinstance(b, int)) or b < 0 or abs(a) < 2:
+        return False
+    return b * (abs(a).bit_length() - 1) > _LIMIT.bit_length()
+
+
 def _fold(prim: str, a, b, span: Span | None):
+    if prim == "pow" and _int_pow_too_big(a, b):
+        raise MetaccError(f"the constant {a} ^ {b} is too large", span,
+                          hint=f"whole numbers computed at compile time stay below 2^62 (about {_LIMIT:.1e})")
     try:
         if prim == "add":
             r = a + b
@@ -45,6 +56,10 @@ def _fold(prim: str, a, b, span: Span | None):
         raise MetaccError("a constant expression overflows", span) from None
     if isinstance(r, complex) or (isinstance(r, int) and not isinstance(r, bool) and abs(r) > _LIMIT):
         raise MetaccError("a constant expression has no real, representable value", span)
+    if isinstance(r, float) and not math.isfinite(r):
+        # Python floats overflow to inf without an exception (1e200 * 1e200)
+        raise MetaccError("a constant expression overflows: its value is not finite", span,
+                          hint="the largest f64 is about 1.8e308 (f32: 3.4e38)")
     return r
 
 
@@ -143,6 +158,9 @@ def fold_unary(prim: str, num: Number, span: Span | None) -> Number:
     if isinstance(num.value, bool):
         raise MetaccError(f"{prim} cannot take true/false", span)
     try:
-        return Number(NUMBER_MATH[prim](num.value), span, text_of(span))
+        value = NUMBER_MATH[prim](num.value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OverflowError
+        return Number(value, span, text_of(span))
     except (ValueError, OverflowError):
         raise MetaccError(f"{prim}({num.value}) has no real, finite value", span) from None

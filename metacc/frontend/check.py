@@ -8,6 +8,7 @@ own before the first call that inlines it (which also catches recursion).
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import replace
 
 from metacc.errors import MetaccError, Source, Span
@@ -15,7 +16,7 @@ from metacc.frontend import ast as A
 from metacc.frontend.calls import check_result, lower_body
 from metacc.frontend.context import Ctx, Env, Poisoned
 from metacc.frontend.declarations import Declarations, Signature
-from metacc.frontend.diagnostics import Reporter
+from metacc.frontend.diagnostics import Reporter, did_you_mean
 from metacc.frontend.frame import Frame
 from metacc.frontend.values import Number, Record, Tensor, Tree, leaves
 from metacc.ir.verify import verify
@@ -36,13 +37,51 @@ class Unit:
         self.status: dict[str, str] = {}          # running | ok | failed
 
     def run(self) -> Program:
+        if not self.module.decls and not self.reporter.errors:
+            raise MetaccError(f"{self.source.name} declares nothing", Span(self.source, 1, 1),
+                              hint="a program declares params groups, tasks and fn or meta functions, e.g. "
+                                   "`fn f(x: f32) -> f32 { return x * x }`; check that this is the right file")
         self.decls.run(self.module)
+        self._check_constants()
         for name in self.decls.signatures:
             self.ensure_lowered(name, None)
+        if not self.reporter.errors and not any(isinstance(d, A.FnDecl) for d in self.module.decls):
+            raise MetaccError(f"{self.source.name} declares no fn or meta function: there is nothing to run",
+                              Span(self.source, 1, 1),
+                              hint="add a `meta` (a meta-loss) or a `fn` that uses these declarations")
         self.reporter.raise_if_any()
         order = [d.name for d in self.module.decls if isinstance(d, A.FnDecl)]
         return Program(self.source, dict(self.decls.groups), dict(self.decls.tasks),
                        {n: self.functions[n] for n in order if n in self.functions})
+
+    def after_syntax_errors(self, errors: list[MetaccError], broken: dict[str, str]) -> None:
+        """Declarations that did not parse: their errors are reported with the checker's, and what
+        uses them stays quiet (as for a declaration with a type error)."""
+        for err in errors:
+            self.reporter.report(err)
+        for name, kind in broken.items():
+            if kind in ("params", "task"):
+                self.decls.broken_types.add(name)
+            else:
+                self.decls.failed.add(name)
+
+    def _check_constants(self) -> None:
+        """Overrides (`constants={'K': 20}`, `--const K=20`) must name an int argument of a meta
+        function and be a whole number: an override that changes nothing is a mistake."""
+        if not self.constants:
+            return
+        known = sorted({a.name for sig in self.decls.signatures.values() if sig.decl.kind == "meta"
+                        for a in sig.args if a.kind == "static"})
+        for name, value in self.constants.items():
+            if name not in known:
+                if self.decls.failed:
+                    continue        # the argument may be in a signature that has an error (reported)
+                raise MetaccError(f"the constant `{name}` is not an int argument of any meta function in "
+                                  f"{self.source.name}", expected=", ".join(known) or "(this program has none)",
+                                  found=name, hint=did_you_mean(name, known)
+                                  or "constants override the defaults of `K: int = ...` arguments of meta functions")
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise MetaccError(f"the constant `{name}` must be a whole number", found=repr(value))
 
     def ensure_lowered(self, name: str, call_span: Span | None) -> bool:
         """Lower `name` standalone unless done; False when it has errors."""
@@ -74,6 +113,12 @@ class Unit:
             ctx.report(err)
             return None
         except Poisoned:
+            return None
+        except RecursionError:
+            # the parser bounds nesting (parse.MAX_DEPTH); this is only reached from a caller that
+            # already stands deep in Python's stack: still an error at this function, not a crash
+            self.reporter.report(MetaccError(f"{decl.name} is nested too deeply to compile", decl.name_span,
+                                             hint="split long expressions into several assignments"))
             return None
         if self.reporter.count > before:
             return None

@@ -22,6 +22,22 @@ if TYPE_CHECKING:
     from metacc.frontend.declarations import Signature
 
 
+MAX_ELEMENTS = 2 ** 31 - 1     # elements of one tensor of concrete shape (8 GiB in f32)
+
+
+def check_elements(shape, span: Span | None, what: str) -> None:
+    """A concrete shape with more elements than the generated code can index is an error
+    here, not a MemoryError when the program runs."""
+    if not all(isinstance(d, int) for d in shape):
+        return
+    n = 1
+    for d in shape:
+        n *= d
+    if n > MAX_ELEMENTS:
+        raise MetaccError(f"{what} would have {n:.3g} elements (shape {list(shape)}): at most {MAX_ELEMENTS} "
+                          "are allowed", span, hint="one tensor holds at most 2^31 - 1 elements (8 GiB in f32)")
+
+
 class Poisoned(Exception):
     """An expression used a value whose error was already reported: skip it silently."""
 
@@ -94,6 +110,8 @@ class Ctx:
             outs = self.frame.emit(prim, atoms, span, name=name, **params)
         except ShapeError as err:
             raise shape_error(err, span, [v for v in ins if isinstance(v, Tensor)], what, hint) from None
+        for v in outs:
+            check_elements(v.type.shape, span, f"`{text_of(span)}`" if span else f"the result of {prim}")
         return outs[0] if len(outs) == 1 else outs
 
     def tensor(self, atom: Atom, span: Span | None, desc: str | None = None) -> Tensor:

@@ -9,12 +9,30 @@ from __future__ import annotations
 
 from metacc.errors import MetaccError, Span
 from metacc.frontend import ast as A
-from metacc.frontend.context import Ctx
+from metacc.frontend.context import MAX_ELEMENTS, Ctx, check_elements  # noqa: F401 (re-exported)
 from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text
 from metacc.ir.core import Lit
 from metacc.ir.types import Dim, scalar
 
 MAX_SIZE = 2 ** 31 - 1     # sizes and trip counts index arrays in the generated code
+
+# the largest finite value and the smallest positive (subnormal) value of each float dtype
+FLOAT_RANGE = {"f32": (3.4028234663852886e38, 1.401298464324817e-45),
+               "f64": (1.7976931348623157e308, 5e-324)}
+
+
+def check_float_range(value, dtype: str, span: Span | None, what: str = "the number", text: str = "") -> None:
+    """A number that becomes inf or 0 in `dtype` is an error, never a silent inf or zero."""
+    if dtype not in FLOAT_RANGE or isinstance(value, bool):
+        return
+    big, tiny = FLOAT_RANGE[dtype]
+    mag = abs(float(value))
+    if mag > big:
+        raise MetaccError(f"{what} {text or format(value, 'g')} overflows {dtype}: its largest value is {big:.7g}", span,
+                          hint="use f64 for this value, or rescale it" if dtype == "f32" else "rescale it")
+    if 0 < mag < tiny / 2:
+        raise MetaccError(f"{what} {text or format(value, 'g')} underflows {dtype}: it would be 0", span,
+                          hint=f"the smallest positive {dtype} is about {tiny:.2g}; write 0.0 if zero is meant")
 
 
 def literal(ctx: Ctx, num: Number, dtype: str, span: Span | None) -> Tensor:
@@ -32,6 +50,7 @@ def literal(ctx: Ctx, num: Number, dtype: str, span: Span | None) -> Tensor:
     if dtype == "i64" and not num.is_int:
         raise MetaccError(f"the float {value} cannot meet an i64 value", span,
                           hint="cast the integer operand with f32(...) or f64(...)")
+    check_float_range(value, dtype, num.origin or span, text=num.desc if num.desc and " " not in num.desc else "")
     return Tensor(Lit(value if dtype == "bool" else (int(value) if dtype == "i64" else float(value)),
                       scalar(dtype)), num.origin or span, num.desc)
 
@@ -73,6 +92,10 @@ def static_int(ctx: Ctx, node: A.Expr, what: str) -> int:
     from metacc.frontend.exprs import lower_expr
     value = lower_expr(ctx, node)
     if isinstance(value, Number) and value.is_int:
+        if abs(value.value) > MAX_SIZE:
+            # counts, axes and class numbers index arrays in the generated code
+            raise MetaccError(f"{what} is too large ({value.value})", node.span,
+                              hint=f"compile-time whole numbers here are at most {MAX_SIZE}")
         return value.value
     if isinstance(value, DimValue) and isinstance(value.dim, int):
         return value.dim

@@ -8,11 +8,12 @@ return.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from metacc.errors import MetaccError, Span
 from metacc.frontend import ast as A
-from metacc.frontend.convert import MAX_SIZE
+from metacc.frontend.convert import MAX_ELEMENTS, MAX_SIZE, check_elements, check_float_range
 from metacc.frontend.diagnostics import Reporter, did_you_mean
 from metacc.ir.types import FLOAT_DTYPES, TensorType
 from metacc.program import Arg, Field, Init, ParamGroup, TaskType
@@ -159,6 +160,7 @@ class Declarations:
             elif not 1 <= d.value <= MAX_SIZE:
                 raise MetaccError(f"a dimension must be between 1 and {MAX_SIZE}, not {d.value}", d.span)
             shape.append(d.value)
+        check_elements(shape, t.span, what)
         return TensorType(self.dtype(t.name), tuple(shape))
 
     def _no_dims(self, t: A.TypeExpr, kind: str):
@@ -186,6 +188,11 @@ class Declarations:
                 self._error(err)
         if not d.fields:
             raise MetaccError(f"params {d.name} has no fields", d.span, hint="declare e.g. `w: f32[4, 4] = he_normal`")
+        total = sum(math.prod(f.type.shape) for f in fields)
+        if total > MAX_ELEMENTS:
+            # each field fits, but init() and every kernel hold the whole group at once
+            raise MetaccError(f"params {d.name} has {total:.3g} elements in all: at most {MAX_ELEMENTS} are allowed",
+                              d.span, hint="one parameter group holds at most 2^31 - 1 numbers (8 GiB in f32)")
         self.groups[d.name] = ParamGroup(d.name, tuple(fields), d.span)
 
     def _init(self, f: A.ParamField, typ: TensorType) -> Init:
@@ -308,6 +315,8 @@ class Declarations:
             raise MetaccError(f"`{p.name}: {a.type_name}` cannot have the default {value}", p.default.span,
                               hint="defaults are numbers for scalar arguments (f32, f64, i64) and "
                                    "whole numbers for int")
+        if a.kind == "tensor":
+            check_float_range(value, a.type.dtype, p.default.span, what="the default")
         return replace(a, default=value)
 
     def _result(self, d: A.FnDecl) -> ArgSig:

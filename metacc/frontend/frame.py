@@ -9,15 +9,26 @@ frames (a value two levels up is captured by the middle frame too).
 """
 from __future__ import annotations
 
-from metacc.errors import InternalError, Span
+from metacc.errors import InternalError, MetaccError, Span
 from metacc.ir.builder import Builder
 from metacc.ir.core import Atom, Func, Lit, Var
 from metacc.ir.types import TensorType
 
 
+# How many loop, grad and argmin bodies may nest inside one another. The derivative transforms
+# and the generated code (Python allows 20 nested blocks, and each body's own array loops nest
+# inside it) grow steeply with this depth; real programs stay below 5.
+MAX_NESTING = 10
+
+
 class Frame:
     def __init__(self, parent: "Frame | None" = None, span: Span | None = None):
         self.parent = parent
+        self.depth = parent.depth + 1 if parent is not None else 0
+        if self.depth > MAX_NESTING:
+            raise MetaccError(f"more than {MAX_NESTING} repeat, grad or argmin bodies nest inside one another here",
+                              span, hint="unroll an inner loop into its enclosing one, or split the program "
+                                         "into functions that do not call each other inside loops")
         self.builder = Builder(span)
         self.owned: set[Var] = set()
         self.leading: list[Var] = []                 # inputs declared up front (args, wrt, carry)

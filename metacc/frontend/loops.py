@@ -47,7 +47,7 @@ class Segment:
     note: str            # what this scan is, for the label
 
 
-def _annotations(ctx: Ctx, node: A.Repeat) -> Plan:
+def _annotations(ctx: Ctx, node: A.Repeat, k: int) -> Plan:
     seen: dict[str, Span] = {}
     first_order, truncate, checkpoint = False, None, None
     for a in node.annotations:
@@ -78,6 +78,12 @@ def _annotations(ctx: Ctx, node: A.Repeat) -> Plan:
             n = static_int(ctx, kw.value, f"{kw.name} of @checkpoint")
             if n < 1:
                 raise MetaccError(f"@checkpoint({kw.name}={n}) needs a positive count", kw.span)
+            if kw.name == "snapshots" and n == 1 and k > 1:
+                # one stored state per level splits nothing: the recomputed segment is the whole
+                # loop again, and an O(1)-memory reverse sweep would recompute it K times over
+                raise MetaccError(f"@checkpoint(snapshots=1) cannot checkpoint a loop of {k} steps", kw.span,
+                                  hint="snapshots=s splits the loop into s stored segments per level, so it "
+                                       "needs s >= 2 (e.g. snapshots=2); every=c stores one state every c steps")
             checkpoint = {kw.name: n}
     if first_order and truncate is not None:
         raise MetaccError("@first_order and @truncate together", seen["truncate"],
@@ -103,7 +109,7 @@ def lower_repeat(ctx: Ctx, node: A.Repeat) -> None:
     k = static_int(ctx, node.count, "the trip count of repeat")
     if not 1 <= k <= MAX_SIZE:
         raise MetaccError(f"repeat needs between 1 and {MAX_SIZE} steps, not {k}", node.count.span)
-    plan = _annotations(ctx, node)
+    plan = _annotations(ctx, node, k)
     carried = [n for n in A.assigned_names(node.body) if ctx.env.lookup(n) is not None]
     if not carried:
         raise MetaccError("this repeat changes nothing outside its body", node.span,

@@ -14,10 +14,25 @@ from metacc.frontend import ast as A
 _BINOPS = ("or_", "and_", "lt", "le", "gt", "ge", "eq", "ne", "add", "sub", "mul", "div", "matmul", "pow")
 
 
+# whole-number literals stay within what compile-time arithmetic folds (metacc.frontend.arith)
+_INT_LIMIT = 2 ** 62
+
+
 def _number(tok: Token, span: Span) -> A.Num:
     text = str(tok)
     if any(c in text for c in ".eE"):
-        return A.Num(float(text), span)
+        value = float(text)
+        if value == float("inf"):
+            raise MetaccError(f"the number {text} is too large for any float type", span,
+                              hint="the largest f64 is about 1.8e308, the largest f32 about 3.4e38")
+        if value == 0.0 and any(c in "123456789" for c in text.lower().split("e")[0]):
+            raise MetaccError(f"the number {text} is too small for any float type: it would be 0", span,
+                              hint="the smallest positive f64 is about 4.9e-324; write 0.0 if zero is meant")
+        return A.Num(value, span)
+    if len(text.lstrip("0")) > 19 or int(text) > _INT_LIMIT:   # length first: int() of 10^6 digits is slow
+        raise MetaccError(f"the whole number {text[:30]}{'...' if len(text) > 30 else ''} is too large", span,
+                          hint="whole numbers are at most 2^62 (about 4.6e18); write a float such as 1e20 "
+                               "if a float is meant")
     return A.Num(int(text), span)
 
 

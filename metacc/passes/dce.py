@@ -49,8 +49,9 @@ def _prune_scan(e: Eqn, used: list[bool]) -> Eqn:
         if new == keep_carry:
             break
         keep_carry = new
-    outs_kept = [o for o, k in zip(body.outs, keep_carry + keep_ys) if k]
-    new_body = dce(Func(body.name, body.ins, body.eqns, tuple(outs_kept), body.span))
+    # the last probe kept exactly these outputs; pruning the body again would double the work at
+    # every level of nested loops (2^depth)
+    new_body = probe
     reads = _reads(new_body)
     keep_const = [v in reads for v in body.ins[:nc]]
     keep_x = [v in reads for v in body.ins[nc + nk:]]
