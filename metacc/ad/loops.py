@@ -134,7 +134,8 @@ def _vjp_scan_forward(b: Builder, e: Eqn, ins, act_in):
     out_act = active_outputs(body, act)
     wrt = [i for i, v in enumerate(body.ins) if act[i] and v.type.is_float]
     out_mask = [a and o.type.is_float for a, o in zip(out_act, body.outs)]
-    body_vjp = simplify(vjp_func(body, wrt, out_mask=out_mask))
+    # the body may use dims of the enclosing function (zeros([n]) in a loop): they stay bound
+    body_vjp = simplify(vjp_func(body, wrt, out_mask=out_mask), outer_symbols=_free_symbols(body))
     split = partial_eval(body_vjp, len(body.ins), len(body.outs), invariant_ins=range(nc))
     # residuals that are loop-carried inputs change every iteration: stack them too
     res_consts = [i for i in split.input_residuals if i < nc]
@@ -154,6 +155,20 @@ def _vjp_scan_forward(b: Builder, e: Eqn, ins, act_in):
     saved = dict(split=split, act=act, wrt=wrt, out_mask=out_mask, res_consts=res_consts, res_xs=res_xs,
                  res_carry=res_carry, stacks=stacks)
     return primal, saved
+
+
+def _free_symbols(fn: Func) -> frozenset[str]:
+    """Symbolic dims fn uses without binding them by its inputs: those of its enclosing function."""
+    used: set[str] = set()
+
+    def walk(f: Func) -> None:
+        for e in f.eqns:
+            for v in e.outs:
+                used.update(v.type.symbols)
+            for sub in e.subfuncs():
+                walk(sub)
+    walk(fn)
+    return frozenset(used - set(fn.symbols()))
 
 
 def _res_name(v: Var) -> str:
