@@ -33,12 +33,6 @@ class Lit:
     value: float | int | bool
     type: TensorType
 
-    @property
-    def name(self) -> str:
-        # transforms name new vars after the atoms they come from; a literal output of a
-        # loop body or sub-function (a carry set to a constant) gives the generic name
-        return "c"
-
     def __repr__(self) -> str:
         return f"{self.value!r}:{self.type}"
 

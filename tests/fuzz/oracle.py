@@ -142,13 +142,12 @@ def classify(result: dict, text: str) -> str:
             return "front:int-pow-hang"
         if "snapshots" in text and stage.startswith("kernel"):
             return "front:checkpoint-snapshots"
+    if exc == "RecursionError" and any(f.endswith(":_checkpointed_forward") for f in frames):
+        return "front:checkpoint-snapshots"
     if exc == "VisitError" or "nested too deeply" in blob:
         return "front:deep-nesting"
-    if exc == "RecursionError":
-        if stage.startswith("kernel") and "snapshots" in text and any("ad/" in f for f in frames):
-            return "front:checkpoint-snapshots"
-        if stage in ("load", "check"):
-            return "front:deep-nesting"
+    if exc == "RecursionError" and stage == "load":
+        return "front:deep-nesting"
     if exc == "InternalError" and stage in ("kernel grad", "kernel hvp", "kernel meta_grad") \
             and not result.get("fn_scalar", True):
         return "front:grad-nonscalar"

@@ -18,7 +18,7 @@ CI_COUNT = 300
 
 @pytest.fixture(scope="module")
 def campaign():
-    return run_campaign(CI_COUNT, seed=0, jobs=1, timeout=10.0, kernel_rate=0.2)
+    return run_campaign(CI_COUNT, seed=0, jobs=1, timeout=10.0, kernel_rate=0.1)
 
 
 def _listing(crashes) -> str:
