@@ -48,7 +48,7 @@ def _jvp_scan(b: Builder, e: Eqn, ins, in_tans):
         tans += tan_vars
         order.append((lo, hi))
     outs, out_tans = jvp_inline(bb, body, args, tans)
-    carry_t = [materialize(bb, out_tans[j], body.outs[j].type, name=body.outs[j].name + "_dot")
+    carry_t = [materialize(bb, out_tans[j], body.outs[j].type, name=_name(body.outs[j]) + "_dot")
                for j in range(nk) if act[nc + j] and body.ins[nc + j].type.is_float]
     ys_idx = [j for j in range(nk, len(body.outs)) if out_act[j] and body.outs[j].type.is_float]
     ys_t = [materialize(bb, out_tans[j], body.outs[j].type) for j in ys_idx]
@@ -62,7 +62,7 @@ def _jvp_scan(b: Builder, e: Eqn, ins, in_tans):
         scan_ins += list(prim_in) + tan_in
         n_groups.append(len(prim_in) + len(tan_in))
     n_ct, n_kt = len(carry_t), len(ys_t)
-    outs_all = b.emit("scan", *scan_ins, names=[v.name for v in new_body.outs], span=e.span,
+    outs_all = b.emit("scan", *scan_ins, names=[_name(v) for v in new_body.outs], span=e.span,
                       **{**prm, "body": new_body, "n_consts": n_groups[0], "n_carry": n_groups[1]})
     carry_out, carry_tan = outs_all[:nk], outs_all[nk:nk + n_ct]
     ys_out, ys_tan = outs_all[nk + n_ct:len(outs_all) - n_kt], outs_all[len(outs_all) - n_kt:]
@@ -90,7 +90,7 @@ def _jvp_call(b: Builder, e: Eqn, ins, in_tans):
     float_outs = [j for j, a in enumerate(fn.outs) if a.type.is_float]
     sub = bb.build(fn.name + "_jvp", list(outs) + [materialize(bb, out_tans[j], fn.outs[j].type)
                                                    for j in float_outs])
-    res = b.emit("call", *ins, *[in_tans[i] for i in idx], names=[v.name for v in sub.outs],
+    res = b.emit("call", *ins, *[in_tans[i] for i in idx], names=[_name(v) for v in sub.outs],
                  span=e.span, **{**e.params, "fn": sub})
     n = len(fn.outs)
     tangents = [None] * n
@@ -134,7 +134,8 @@ def _vjp_scan_forward(b: Builder, e: Eqn, ins, act_in):
     out_act = active_outputs(body, act)
     wrt = [i for i, v in enumerate(body.ins) if act[i] and v.type.is_float]
     out_mask = [a and o.type.is_float for a, o in zip(out_act, body.outs)]
-    body_vjp = simplify(vjp_func(body, wrt, out_mask=out_mask))
+    # the body may use dims of the enclosing function (zeros([n]) in a loop): they stay bound
+    body_vjp = simplify(vjp_func(body, wrt, out_mask=out_mask), outer_symbols=_free_symbols(body))
     split = partial_eval(body_vjp, len(body.ins), len(body.outs), invariant_ins=range(nc))
     # residuals that are loop-carried inputs change every iteration: stack them too
     res_consts = [i for i in split.input_residuals if i < nc]
@@ -145,7 +146,7 @@ def _vjp_scan_forward(b: Builder, e: Eqn, ins, act_in):
                fwd.outs + tuple(fwd.ins[i] for i in res_carry), fwd.span)
     n_ys = len(body.outs) - nk
     n_res = split.n_computed + len(res_carry)
-    outs = b.emit("scan", *ins, names=[v.name for v in body.outs[:nk]] + [v.name for v in body.outs[nk:]]
+    outs = b.emit("scan", *ins, names=[_name(v) for v in body.outs]
                   + [_res_name(v) for v in fwd.outs[len(body.outs):]],
                   span=e.span, **{**prm, "body": fwd})
     primal = list(outs[:nk + n_ys])
@@ -156,8 +157,28 @@ def _vjp_scan_forward(b: Builder, e: Eqn, ins, act_in):
     return primal, saved
 
 
+def _free_symbols(fn: Func) -> frozenset[str]:
+    """Symbolic dims fn uses without binding them by its inputs: those of its enclosing function."""
+    used: set[str] = set()
+
+    def walk(f: Func) -> None:
+        for e in f.eqns:
+            for v in e.outs:
+                used.update(v.type.symbols)
+            for sub in e.subfuncs():
+                walk(sub)
+    walk(fn)
+    return frozenset(used - set(fn.symbols()))
+
+
 def _res_name(v: Var) -> str:
-    return "res_" + v.name
+    return "res_" + _name(v)
+
+
+def _name(a) -> str:
+    """The name for a new var made after atom a: a body's output may be a literal (a carry set
+    to a constant, `c = 5.0` in a loop), which has no name."""
+    return getattr(a, "name", "c")
 
 
 def _vjp_scan_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved):
@@ -176,12 +197,12 @@ def _vjp_scan_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved):
 
     rb = Builder(span=body.span)
     r_consts = [rb.input(body.ins[i].name, body.ins[i].type) for i in saved["res_consts"]]
-    r_carry_bar = [rb.input(body.outs[j].name + "_bar", body.outs[j].type) for j in carry_bar_idx]
+    r_carry_bar = [rb.input(_name(body.outs[j]) + "_bar", body.outs[j].type) for j in carry_bar_idx]
     r_acc = [rb.input(body.ins[i].name + "_bar", body.ins[i].type) for i in const_bar_idx]
     stack_vars = saved["stacks"]
     r_stack = [rb.input(v.name, v.type.with_shape(v.type.shape[1:])) for v in stack_vars]
     r_xs = [rb.input(body.ins[i].name, body.ins[i].type) for i in saved["res_xs"]]
-    r_ys_bar = [rb.input(body.outs[nk + j].name + "_bar", body.outs[nk + j].type) for j in ys_bar_idx]
+    r_ys_bar = [rb.input(_name(body.outs[nk + j]) + "_bar", body.outs[nk + j].type) for j in ys_bar_idx]
     # residual inputs of bwd: input residuals (in split order), then computed ones
     by_index = dict(zip(saved["res_consts"], r_consts)) | dict(zip(saved["res_xs"], r_xs))
     n_comp = split.n_computed
@@ -211,7 +232,7 @@ def _vjp_scan_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved):
     acc_in = [zeros(b, ins[i].type, name=ins[i].name + "_bar") for i in const_bar_idx]
     xs_in = stack_vars + [ins[i] for i in saved["res_xs"]] + [gs[nk + j] for j in ys_bar_idx]
     res = b.emit("scan", *consts_in, *carry_in, *acc_in, *xs_in,
-                 names=[v.name for v in rbody.outs], span=e.span,
+                 names=[_name(v) for v in rbody.outs], span=e.span,
                  body=rbody, length=length, n_consts=len(consts_in), n_carry=len(carry_in) + len(acc_in),
                  reverse=not prm.get("reverse", False), label=f"reverse of {prm.get('label', 'loop')}")
     in_bars_all = [None] * len(ins)
@@ -243,7 +264,7 @@ def _vjp_call_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved):
     out_mask = [g is not None for g in gs]
     # recompute inside: the combined VJP runs fn's forward again, then its backward
     sub = vjp_func(fn, wrt, out_mask=out_mask)
-    res = b.emit("call", *ins, *[g for g in gs if g is not None], names=[v.name for v in sub.outs],
+    res = b.emit("call", *ins, *[g for g in gs if g is not None], names=[_name(v) for v in sub.outs],
                  span=e.span, fn=sub, remat=False)
     bars = [None] * len(ins)
     for i, r in zip(wrt, res[len(fn.outs):]):
@@ -278,7 +299,7 @@ def segment(e: Eqn) -> tuple[Func, int, int]:
     if inner_policy:
         inner["checkpoint"] = inner_policy
     inner.update(length=seg, label=f"segment of {prm.get('label', 'loop')}")
-    res = sb.emit("scan", *consts, *carry, names=[v.name for v in body.outs], span=e.span, **inner)
+    res = sb.emit("scan", *consts, *carry, names=[_name(v) for v in body.outs], span=e.span, **inner)
     seg_fn = sb.build(body.name + "_segment", list(res))
     return seg_fn, length // seg, seg
 
@@ -291,7 +312,7 @@ def _checkpointed_forward(b: Builder, e: Eqn, ins, act_in):
     ob = Builder(span=seg_fn.span)
     consts = [ob.input(v.name, v.type) for v in seg_fn.ins[:nc]]
     carry = [ob.input(v.name, v.type) for v in seg_fn.ins[nc:]]
-    res = ob.emit("call", *consts, *carry, names=[v.name for v in seg_fn.outs], fn=seg_fn, remat=True)
+    res = ob.emit("call", *consts, *carry, names=[_name(v) for v in seg_fn.outs], fn=seg_fn, remat=True)
     outer_body = ob.build(seg_fn.name + "s", list(res))
     base = {k: v for k, v in prm.items() if k != "checkpoint"}
     outer = Eqn("scan", tuple(ins), tuple(Var(v.name, v.type) for v in e.outs),

@@ -13,7 +13,11 @@ from metacc.ir.core import Eqn, Func, Var
 EFFECTS = ("diagnostic",)
 
 
-def dce(fn: Func) -> Func:
+def dce(fn: Func, _memo: dict | None = None) -> Func:
+    # _memo: results for scans and calls already pruned during this top-level call. A scan's
+    # pruning runs dce on its body several times (a fixpoint over its carries), so without it
+    # loops nested L deep (multi-level checkpointing, nested repeats) cost exponential in L.
+    memo = {} if _memo is None else _memo
     live: set[Var] = {a for a in fn.outs if isinstance(a, Var)}
     kept: list[Eqn] = []
     for e in reversed(fn.eqns):
@@ -21,9 +25,9 @@ def dce(fn: Func) -> Func:
         if not any(used) and e.prim not in EFFECTS:
             continue
         if e.prim == "scan":
-            e = _prune_scan(e, used)
+            e = _prune_scan(e, used, memo)
         elif e.prim == "call":
-            sub = dce(e.params["fn"])
+            sub = _memoized(memo, ("call", id(e.params["fn"])), e.params["fn"], lambda: dce(e.params["fn"], memo))
             if sub is not e.params["fn"]:
                 e = Eqn(e.prim, e.ins, e.outs, {**e.params, "fn": sub}, e.span)
         kept.append(e)
@@ -33,7 +37,20 @@ def dce(fn: Func) -> Func:
     return Func(fn.name, fn.ins, tuple(reversed(kept)), fn.outs, fn.span)
 
 
-def _prune_scan(e: Eqn, used: list[bool]) -> Eqn:
+def _memoized(memo: dict, key, owner, compute):
+    hit = memo.get(key)
+    if hit is not None and hit[0] is owner:       # owner kept alive in the memo: its id is not reused
+        return hit[1]
+    out = compute()
+    memo[key] = (owner, out)
+    return out
+
+
+def _prune_scan(e: Eqn, used: list[bool], memo: dict) -> Eqn:
+    return _memoized(memo, ("scan", id(e), tuple(used)), e, lambda: _prune_scan_uncached(e, used, memo))
+
+
+def _prune_scan_uncached(e: Eqn, used: list[bool], memo: dict) -> Eqn:
     prm = e.params
     body: Func = prm["body"]
     nc, nk = prm["n_consts"], prm["n_carry"]
@@ -43,7 +60,7 @@ def _prune_scan(e: Eqn, used: list[bool]) -> Eqn:
     keep_carry = list(used[:nk])
     while True:
         outs_kept = [o for o, k in zip(body.outs, keep_carry + keep_ys) if k]
-        probe = dce(Func(body.name, body.ins, body.eqns, tuple(outs_kept), body.span))
+        probe = dce(Func(body.name, body.ins, body.eqns, tuple(outs_kept), body.span), memo)
         reads = _reads(probe)
         new = [k or body.ins[nc + j] in reads for j, k in enumerate(keep_carry)]
         if new == keep_carry:
