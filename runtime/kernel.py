@@ -18,7 +18,8 @@ from metacc.ad import expand
 from metacc.diagnostics import check, hoist
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
-from metacc.kernels import kernel_ir
+from metacc.ad.activity import emit as emit_notes
+from metacc.kernels import kernel_ir, kernel_notes
 from metacc.runtime.cache import Entry, entry_key
 
 _SINGULAR = re.compile(r"metacc: (.*)")
@@ -33,6 +34,7 @@ class Kernel:
         self._mod = None
         self._fresh = False          # built in this process (not loaded from the cache)
         self._proven = False         # has run once
+        self.check_finite = False    # set by the Module (metacc.nonfinite)
 
     @property
     def label(self) -> str:
@@ -51,7 +53,13 @@ class Kernel:
         return out
 
     def source(self) -> str:
-        return kernel_source(self.ir(), self.batched)
+        src = kernel_source(self.ir(), self.batched)
+        notes = kernel_notes(self.base, "meta_grad" if self.kind == "grad" and self.batched else self.kind,
+                             list(self.wrt) if self.kind != "forward" else None)
+        if notes:
+            # repeated by module() whenever the kernel is loaded from the cache
+            src += f"\n# disconnected differentiated inputs (metacc.DisconnectedWarning)\nWARNINGS = {list(notes)!r}\n"
+        return src
 
     def module(self):
         if self._mod is None:
@@ -62,6 +70,8 @@ class Kernel:
             if mod is None:
                 mod = entry.store(self.source())
                 self._fresh = True
+            else:
+                emit_notes(getattr(mod, "WARNINGS", ()))
             self._mod = mod
         return self._mod
 
@@ -72,6 +82,9 @@ class Kernel:
             n = len(descs)
             check(descs, out[len(out) - n:], batched=self.batched is not None)
             out = out[:len(out) - n]
+        if self.check_finite:       # compile(check_finite=True) / METACC_CHECK_FINITE=1
+            from metacc.nonfinite import check_outputs
+            check_outputs(self, args, out)
         return out
 
     def _run(self, args: list):
