@@ -128,12 +128,16 @@ def _check_derivatives(program) -> None:
 
 
 def _cmd_check(args) -> int:
+    from metacc.ad.activity import collecting
     from metacc.frontend import load
     status = 0
     for path in args.files:
         try:
-            program = load(path)
-            _check_derivatives(program)
+            with collecting() as notes:     # disconnected fields: warnings, printed below
+                program = load(path)
+                _check_derivatives(program)
+            for message, _, where in dict.fromkeys(notes):
+                print(message.replace(f"{where}: ", f"{where}: warning: ", 1), file=sys.stderr)
         except MetaccError as err:
             print(err.render(), file=sys.stderr)
             status = 1

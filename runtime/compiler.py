@@ -92,7 +92,10 @@ def _read(path_or_source) -> Source:
     return Source("<string>", text)
 
 
-def compile(path_or_source, dtype: str | None = None, cache_dir=None) -> Module:  # noqa: A001
+def compile(path_or_source, dtype: str | None = None, cache_dir=None,  # noqa: A001
+            check_finite: bool | None = None) -> Module:
+    from metacc.nonfinite import enabled
+    check = enabled(check_finite)
     dtype = float_dtype(dtype, "compile", allow_none=True)      # 'float64', np.float64 -> 'f64'
     if isinstance(path_or_source, Program):
         program = path_or_source
@@ -110,4 +113,6 @@ def compile(path_or_source, dtype: str | None = None, cache_dir=None) -> Module:
     if not isinstance(path_or_source, Program):
         def reload(consts, _source=source):
             return _front_end(_source, dtype, consts, root)
-    return Module(program, key_text, dtype, root, reload)
+    mod = Module(program, key_text, dtype, root, reload)
+    mod.check_finite = check
+    return mod

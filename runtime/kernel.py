@@ -18,7 +18,8 @@ from metacc.ad import expand
 from metacc.diagnostics import check, hoist
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
-from metacc.kernels import kernel_ir
+from metacc.ad.activity import emit as emit_notes
+from metacc.kernels import kernel_ir, kernel_notes
 from metacc.runtime.cache import entry_key, open_module
 from metacc.runtime.progress import first_call
 
@@ -35,6 +36,7 @@ class Kernel:
         self._fresh = False          # built in this process (not loaded from the cache)
         self._entry = None
         self._proven = False         # has run once
+        self.check_finite = False    # set by the Module (metacc.nonfinite)
 
     @property
     def label(self) -> str:
@@ -57,13 +59,21 @@ class Kernel:
         return out
 
     def source(self) -> str:
-        return kernel_source(self.ir(), self.batched)
+        src = kernel_source(self.ir(), self.batched)
+        notes = kernel_notes(self.base, "meta_grad" if self.kind == "grad" and self.batched else self.kind,
+                             list(self.wrt) if self.kind != "forward" else None)
+        if notes:
+            # repeated by module() whenever the kernel is loaded from the cache
+            src += f"\n# disconnected differentiated inputs (metacc.DisconnectedWarning)\nWARNINGS = {list(notes)!r}\n"
+        return src
 
     def module(self):
         if self._mod is None:
             key, parts = entry_key(self.source_key, self.label, self.dtype)
             # _entry is None when the kernel is compiled in memory (the cache cannot be used)
             self._mod, self._fresh, self._entry = open_module(self.cache_dir, key, parts, self.source)
+            if not self._fresh:     # building warned already; a cached kernel repeats its notes
+                emit_notes(getattr(self._mod, "WARNINGS", ()))
         return self._mod
 
     def __call__(self, args: list):
@@ -76,6 +86,9 @@ class Kernel:
             n = len(descs)
             check(descs, out[len(out) - n:], batched=self.batched is not None)
             out = out[:len(out) - n]
+        if self.check_finite:       # compile(check_finite=True) / METACC_CHECK_FINITE=1
+            from metacc.nonfinite import check_outputs
+            check_outputs(self, args, out)
         return out
 
     def _run(self, args: list):

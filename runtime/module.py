@@ -240,6 +240,7 @@ class FunctionHandle:
                 batched = tuple(a.kind == "task" for a in self.fn.args for _ in a.leaves)
             self._kernels[key] = Kernel(self._m._key_text, self.fn.name, self.fn.ir, kind, ids, batched,
                                         self._m.dtype or "declared", self._m.cache_dir)
+            self._kernels[key].check_finite = self._m.check_finite
         self._kernel_memo[memo] = self._kernels[key]
         return self._kernels[key]
 
@@ -359,6 +360,8 @@ def _out(x):
 class Module:
     """A compiled .meta program. Attributes: its params groups, task types and functions."""
 
+    check_finite = False      # every call checks its results (metacc.nonfinite); set by compile()
+
     def __init__(self, program: Program, key_text: str, dtype: str | None, cache_dir: Path,
                  reload=None):
         self.program = program
@@ -383,6 +386,7 @@ class Module:
                                   "are fixed", found=", ".join(f"{k}={v}" for k, v in key))
             text = self._key_text + "\n# constants: " + repr(key)
             self._variants[key] = Module(self._reload(consts), text, self.dtype, self.cache_dir)
+            self._variants[key].check_finite = self.check_finite
         return self._variants[key]
 
     def __getattr__(self, name: str):

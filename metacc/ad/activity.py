@@ -5,11 +5,79 @@ differentiably on the active inputs. The transforms use it to skip work on
 paths no derivative travels, to size loop-carried tangents and cotangents,
 and to tell a user when a parameter is disconnected from a loss. It may
 over-approximate (a derivative that is numerically zero), never under.
+
+The rule for a disconnected differentiated input (every kernel kind and every
+grad(...) expression, see metacc.ad.vjp.check_connected_inputs): when some
+differentiated input reaches the output, each one that does not gets a
+`DisconnectedWarning` naming it and the .meta place, and a zero derivative;
+when none reaches it, that is a MetaccError. Warnings raised while a kernel is
+built are collected (`collecting`), so the runtime can record them with the
+kernel and repeat them when it loads the kernel from the disk cache.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import warnings
+
 from metacc.ir.core import Eqn, Func, Var
 from metacc.ir.prims import PRIMS
+
+
+class DisconnectedWarning(UserWarning):
+    """A differentiated input (a params field, say) that the value or output does
+    not depend on: its derivative is returned as exact zeros.
+
+    Attributes: field (its name, e.g. 'theta.temp'), where (file:line:col of the
+    function or grad(...) expression being differentiated)."""
+
+    def __init__(self, message: str, field: str = "", where: str = ""):
+        super().__init__(message)
+        self.field, self.where = field, where
+
+
+_notes: contextvars.ContextVar = contextvars.ContextVar("metacc_disconnected", default=None)
+
+
+def warn_disconnected(message: str, field: str, where: str) -> None:
+    """Warn now, or record the warning when a `collecting` block is open."""
+    notes = _notes.get()
+    if notes is not None:
+        notes.append((message, field, where))
+    else:
+        emit([(message, field, where)])
+
+
+def report(notes) -> None:
+    """Warnings found just now: to the open `collecting` block, else to the user."""
+    if _notes.get() is not None:
+        _notes.get().extend(notes)
+    else:
+        emit(notes)
+
+
+def replay(notes) -> None:
+    """Pass warnings found earlier (a cached expansion) to an open `collecting` block."""
+    open_ = _notes.get()
+    if open_ is not None:
+        open_.extend(notes)
+
+
+@contextlib.contextmanager
+def collecting():
+    """Collect the DisconnectedWarnings raised inside (a list of (message, field, where))."""
+    notes: list = []
+    token = _notes.set(notes)
+    try:
+        yield notes
+    finally:
+        _notes.reset(token)
+
+
+def emit(notes) -> None:
+    from metacc.diagnostics import _user_stacklevel
+    for message, field, where in notes:
+        warnings.warn(DisconnectedWarning(message, field, where), stacklevel=_user_stacklevel())
 
 # primitives whose outputs never carry a derivative, whatever their inputs
 BLOCKING = {"stop_gradient", "sign", "argmax", "one_hot", "key_fold", "rng_uniform", "rng_normal",

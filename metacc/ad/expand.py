@@ -16,7 +16,7 @@ from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.rewrite import rewrite
 
-_cache: dict[int, tuple[Func, Func]] = {}
+_cache: dict[int, tuple[Func, Func, tuple]] = {}
 
 
 def needs_expand(fn: Func) -> bool:
@@ -29,11 +29,19 @@ def needs_expand(fn: Func) -> bool:
 
 
 def expand(fn: Func) -> Func:
+    from metacc.ad.activity import collecting, report, replay
     hit = _cache.get(id(fn))
     if hit is not None and hit[0] is fn:
+        # a kernel built later from the same program records the same warnings
+        replay(hit[2])
         return hit[1]
-    out = _expand(fn) if needs_expand(fn) else fn
-    _cache[id(fn)] = (fn, out)
+    if not needs_expand(fn):
+        out, notes = fn, []
+    else:
+        with collecting() as notes:     # disconnected-field warnings of its grad(...)s
+            out = _expand(fn)
+    _cache[id(fn)] = (fn, out, tuple(notes))
+    report(notes)
     return out
 
 

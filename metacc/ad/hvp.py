@@ -10,8 +10,9 @@ from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Func
 
 
-def hvp_func(fn: Func, wrt=None, name: str | None = None) -> Func:
-    """ins = fn.ins + one direction v per wrt input; outs = (*grads, *H v)."""
+def hvp_func(fn: Func, wrt=None, name: str | None = None, with_value: bool = False) -> Func:
+    """ins = fn.ins + one direction v per wrt input; outs = (*grads, *H v), and
+    the value last when `with_value` (for metacc.ad.poison)."""
     wrt = float_inputs(fn) if wrt is None else list(wrt)
     g = grad_func(fn, wrt)
     gj = jvp_func(g, wrt)       # ins: fn.ins + v; outs: value, grads, value_dot, grads_dot
@@ -25,4 +26,4 @@ def hvp_func(fn: Func, wrt=None, name: str | None = None) -> Func:
     for h, i in zip(hv, wrt):
         h.name = "hv_" + fn.ins[i].name.replace(".", "_")
     from metacc.passes.dce import dce
-    return dce(b.build(name or fn.name + "_hvp", list(grads) + list(hv)))
+    return dce(b.build(name or fn.name + "_hvp", list(grads) + list(hv) + ([outs[0]] if with_value else [])))

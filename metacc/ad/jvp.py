@@ -167,7 +167,9 @@ def _name_new(b: Builder, mark: int, results, primals, suffix: str, e: Eqn):
             r.name = p.name + suffix
     if e.span is not None:
         for i in range(mark, len(b.eqns)):
-            if b.eqns[i].span is None:
+            # the builder's default span is the whole function's: the primal's line
+            # says more (and is what metacc.nonfinite reports for a derivative)
+            if b.eqns[i].span is None or b.eqns[i].span is b.span:
                 old = b.eqns[i]
                 b.eqns[i] = Eqn(old.prim, old.ins, old.outs, old.params, e.span)
 

@@ -223,14 +223,21 @@ def grad_func(fn: Func, wrt=None, name: str | None = None, check_connected: bool
     return b.build(name or fn.name + "_grad", list(outs) + in_bars)
 
 
-def check_connected_inputs(fn: Func, wrt, what: str, span=None):
-    """A parameter the value does not depend on would get a silent zero gradient: say so."""
-    from metacc.ad.activity import active_outputs, cuts
+def check_connected_inputs(fn: Func, wrt, what: str, span=None, noun: str = "gradient"):
+    """The one rule for differentiated inputs the value (or output) does not
+    depend on: when none of `wrt` reaches an output, a MetaccError (a derivative
+    that is identically zero is almost always a mistake); when some do, each one
+    that does not gets a DisconnectedWarning naming it, and a zero derivative
+    (a query-only temperature in the same group as the network, differentiated
+    by the inner loop's grad(...), is a program that means what it says)."""
+    from metacc.ad.activity import active_outputs, cuts, warn_disconnected
     from metacc.errors import MetaccError
-    for i in wrt:
-        flags = [j == i for j in range(len(fn.ins))]
-        if any(active_outputs(fn, flags)):
-            continue
+    wrt = list(wrt)
+    dead = [i for i in wrt if not any(active_outputs(fn, [j == i for j in range(len(fn.ins))]))]
+    if not dead:
+        return
+    at = span or fn.span
+    for i in dead:
         name = fn.ins[i].name
         blockers = cuts(fn, i)
         notes = [(f"the derivative is cut here by {_describe(e)}", e.span) for e in blockers[:3]]
@@ -239,8 +246,22 @@ def check_connected_inputs(fn: Func, wrt, what: str, span=None):
                 "the differentiated arguments") if blockers else \
                ("it is not used in computing the value; remove it from the differentiated arguments, "
                 "or use it")
-        raise MetaccError(f"gradient of {what} with respect to '{name}' is identically zero",
-                          span or fn.span, hint=hint, notes=notes)
+        if len(dead) == len(wrt):
+            # nothing differentiated reaches the value: an error, naming the first
+            also = [fn.ins[j].name for j in dead[1:]]
+            if also:
+                notes.append((f"the same holds for {', '.join(repr(x) for x in also[:5])}"
+                              + (f" and {len(also) - 5} more" if len(also) > 5 else ""), None))
+            raise MetaccError(f"{noun} of {what} with respect to '{name}' is identically zero",
+                              at, hint=hint, notes=notes)
+        where = at.where() if at is not None else "<unknown location>"
+        reason = ("the derivative is cut by " + ", ".join(
+            f"{_describe(e)}" + (f" at {e.span.where()}" if e.span else "") for e in blockers[:3])) \
+            if blockers else f"it is not used in computing {'the value' if noun == 'gradient' else 'them'}"
+        warn_disconnected(f"{where}: {noun} of {what} with respect to '{name}' is identically zero "
+                          f"({reason}); it is returned as zeros. If that is not meant, use it, "
+                          + ("use straight_through(hard, surrogate) for a surrogate gradient, " if blockers else "")
+                          + "or move it out of the differentiated arguments", name, where)
 
 
 def _nm(a) -> str:

@@ -68,6 +68,24 @@ def _plus(a: str, b: str) -> str:
     return f"{a} + {b}"
 
 
+def _inner_reduced(e: Eqn, domain: tuple[Dim, ...], looped: list[int]) -> int | None:
+    """For a sink whose summed axes are exactly the innermost loops of its nest,
+    the number of loops outside them (so each output element is complete when
+    they end); None otherwise."""
+    r = len(domain)
+    if e.prim == "sum_to":
+        lead = r - len(e.params["shape"])
+        summed = set(range(lead)) | {lead + a for a, t in enumerate(e.params["shape"])
+                                     if t == 1 and domain[lead + a] != 1}
+    else:
+        summed = {a % r for a in e.params["axes"]}
+    inner = [a for a in looped if a in summed]
+    if not inner:
+        return None
+    p = looped.index(inner[0])
+    return p if inner == looped[p:] else None
+
+
 class KernelWriter:
     """Writes one task kernel; holds the namespace, dims and buffer locations."""
 
@@ -318,11 +336,27 @@ class KernelWriter:
         # iteration as on any other)
         idx = ["0" if d == 1 else f"i{a}" for a, d in enumerate(g.domain)]
         looped = [a for a, d in enumerate(g.domain) if d != 1]
+        wide: dict[Eqn, str] = {}
+        rows: dict[Eqn, tuple[int, str]] = {}     # sink -> (loops outside its sum, accumulator)
         for s in g.sinks:
             v = s.outs[0]
             init = lit(0, v.type.dtype) if s.prim != "reduce_max" else lit(float("-inf"), v.type.dtype)
-            if v.type.rank == 0:
+            if v.type.rank == 0 and s.prim != "reduce_max" and v.type.dtype == "f32":
+                # an f32 total accumulates in f64: summed in f32 one element after
+                # another, sum(ones(2^25)) stops at 2^24. The f64 running sum errs
+                # by at most n * 2^-53 of sum|x|, far inside NumPy's pairwise f32
+                # bound, and costs nothing: the loop is bound by the latency of
+                # the add chain, the same in f64, and the widening is off it
+                wide[s] = self.names.fresh(self.names(v) + "_acc")
+                # (the one deliberate float64 in float32 code: np.float64(0), never a bare 0.0)
+                w.line(f"{wide[s]} = np.float64(0)")
+            elif v.type.rank == 0:
                 w.line(f"{self.names(v)} = {init}")
+            elif s.prim != "reduce_max" and v.type.dtype == "f32" and \
+                    (p := _inner_reduced(s, g.domain, looped)) is not None:
+                # each element is a sum over the innermost loops (a row sum): an f64
+                # local per element, written once when its loops end
+                rows[s] = (p, self.names.fresh(self.names(v) + "_acc"))
             else:
                 base, off = self.loc[v]
                 w.line(f"fill_n({base}, {off}, {self.size(v.type.shape)}, {init})")
@@ -335,7 +369,10 @@ class KernelWriter:
             w.line(f"for i0 in range({self.size(g.domain)}):")
             w.depth += 1
         else:
-            for a in looped:
+            for j, a in enumerate(looped):
+                for s, (p, acc) in rows.items():
+                    if p == j:
+                        w.line(f"{acc} = np.float64(0)")
                 w.line(f"for i{a} in range({self.dim(g.domain[a])}):")
                 w.depth += 1
         local: dict[Var, str] = {}
@@ -349,7 +386,7 @@ class KernelWriter:
 
         for cur in g.members:
             if cur in g.sinks:
-                self._sink(cur, g, idx, local)
+                self._sink(cur, g, idx, local, wide.get(cur) or rows.get(cur, (0, None))[1])
                 continue
             v = cur.outs[0]
             code = expr(cur, idx, read, self.dim, self.helpers)
@@ -364,29 +401,41 @@ class KernelWriter:
                 local[v] = t
             else:
                 self.store(v, idx, code)
+        for j in range(len(looped) - 1, -1, -1):
+            for s, (p, acc) in rows.items():
+                if p == j:
+                    w.depth = depth + j
+                    self.store(s.outs[0], self._sink_index(s, g, idx), f"np.float32({acc})")
         w.depth = depth
         self._flat = None
+        for s, acc in wide.items():
+            w.line(f"{self.names(s.outs[0])} = np.float32({acc})")
 
-    def _sink(self, e: Eqn, g: Group, idx: list[str], local: dict) -> None:
+    def _sink(self, e: Eqn, g: Group, idx: list[str], local: dict, acc: str | None = None) -> None:
         x, v = e.ins[0], e.outs[0]
         val = local[x] if isinstance(x, Var) and x in local else self.at(x, idx)
+        if acc is not None:
+            self.w.line(f"{acc} += {val}")
+        elif v.type.rank == 0:
+            tgt = self.names(v)
+            self.w.line(f"{tgt} = np.maximum({tgt}, {val})" if e.prim == "reduce_max" else f"{tgt} += {val}")
+        else:
+            oidx = self._sink_index(e, g, idx)
+            cur = self.at(v, oidx)
+            self.store(v, oidx, f"np.maximum({cur}, {val})" if e.prim == "reduce_max" else f"{cur} + {val}")
+
+    @staticmethod
+    def _sink_index(e: Eqn, g: Group, idx: list[str]) -> list[str]:
+        """The index of a sink's output element that the domain element idx adds to."""
         r = len(g.domain)
         if e.prim == "sum_to":
             target = e.params["shape"]
             lead = r - len(target)
-            oidx = ["0" if t == 1 and g.domain[lead + a] != 1 else idx[lead + a] for a, t in enumerate(target)]
-        else:
-            axes = {a % r for a in e.params["axes"]} if r else set()
-            if e.params.get("keepdims"):
-                oidx = ["0" if a in axes else idx[a] for a in range(r)]
-            else:
-                oidx = [idx[a] for a in range(r) if a not in axes]
-        if v.type.rank == 0:
-            tgt = self.names(v)
-            self.w.line(f"{tgt} = np.maximum({tgt}, {val})" if e.prim == "reduce_max" else f"{tgt} += {val}")
-        else:
-            cur = self.at(v, oidx)
-            self.store(v, oidx, f"np.maximum({cur}, {val})" if e.prim == "reduce_max" else f"{cur} + {val}")
+            return ["0" if t == 1 and g.domain[lead + a] != 1 else idx[lead + a] for a, t in enumerate(target)]
+        axes = {a % r for a in e.params["axes"]} if r else set()
+        if e.params.get("keepdims"):
+            return ["0" if a in axes else idx[a] for a in range(r)]
+        return [idx[a] for a in range(r) if a not in axes]
 
     # ---- standalone kernels ----
     def _operand(self, a: Var, plan: BodyPlan) -> tuple[tuple[str, str], bool]:

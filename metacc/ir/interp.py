@@ -6,6 +6,7 @@ expanding them with metacc.ad first (cached per equation).
 """
 from __future__ import annotations
 
+import contextvars
 from typing import Callable
 
 import numpy as np
@@ -148,8 +149,34 @@ def evaluate(fn: Func, args, dims: dict[str, int] | None = None) -> list[np.ndar
     return out
 
 
+# an observer of every equation evaluated (metacc.nonfinite uses it to find the
+# first equation that makes a NaN or inf); None, the default, costs one lookup
+# per function evaluated
+_watch: contextvars.ContextVar = contextvars.ContextVar("metacc_interp_watch", default=None)
+
+
+def watching(watch):
+    """Context manager: call watch.eqn(e, ins, outs) after each equation, and keep
+    watch.loops, a list of (scan eqn, iteration), current while a scan body runs."""
+    return _Watching(watch)
+
+
+class _Watching:
+    def __init__(self, watch):
+        self.watch = watch
+
+    def __enter__(self):
+        self.token = _watch.set(self.watch)
+        return self.watch
+
+    def __exit__(self, *exc):
+        _watch.reset(self.token)
+        return False
+
+
 def _evaluate(fn: Func, args, dims: dict[str, int] | None = None) -> list[np.ndarray]:
     dims = bind_dims(fn, args, dims)
+    watch = _watch.get()
     env: dict[Var, object] = {v: np.asarray(a) for v, a in zip(fn.ins, args)}
 
     def read(a):
@@ -166,6 +193,8 @@ def _evaluate(fn: Func, args, dims: dict[str, int] | None = None) -> list[np.nda
             if val.dtype != want:
                 val = val.astype(want)
             env[v] = val
+        if watch is not None:
+            watch.eqn(e, ins, [env[v] for v in e.outs])
     return [read(a) for a in fn.outs]
 
 
@@ -198,8 +227,13 @@ def _scan(e: Eqn, ins, dims):
     consts, carry, xs = ins[:nc], list(ins[nc:nc + nk]), ins[nc + nk:]
     ys_steps: list[list] = []
     order = range(length - 1, -1, -1) if prm.get("reverse") else range(length)
+    watch = _watch.get()
     for k in order:
+        if watch is not None:
+            watch.loops.append((e, k))
         outs = evaluate(body, list(consts) + carry + [x[k] for x in xs], dims)
+        if watch is not None:
+            watch.loops.pop()
         carry = outs[:nk]
         ys_steps.append(outs[nk:])
     n_ys = len(body.outs) - nk
