@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metacc.errors import MetaccError
+from metacc.errors import MetaccError, MetaccErrors
 from metacc.frontend.diagnostics import did_you_mean
 from metacc.labels import LabelError
 from metacc.program import Arg, Function, ParamGroup, Program, TaskType
@@ -145,7 +145,16 @@ class FunctionHandle:
                     consts[a.name] = int(v)
         if not consts:
             return self
-        return getattr(self._m._variant(consts), self.fn.name)
+        try:
+            variant = self._m._variant(consts)
+        except MetaccErrors:
+            raise
+        except MetaccError as err:
+            # the program's own message (at the line that uses the constant), with the value named
+            given = ", ".join(f"{k}={v}" for k, v in consts.items())
+            raise MetaccError(f"{self.fn.name}({given}): {err.message}", err.span, expected=err.expected,
+                              found=err.found, hint=err.hint, notes=err.notes) from None
+        return getattr(variant, self.fn.name)
 
     def _flatten(self, values) -> tuple[list, Dims]:
         dims = Dims()

@@ -212,3 +212,9 @@ def test_optimizer_hyperparameters_are_numbers(kw):
     with pytest.raises(MetaccError, match="must be a finite number"):
         SGD(**kw) if "momentum" in kw else Adam(**kw)
     assert SGD(lr=np.float32(0.1)).lr == np.float32(0.1)
+
+
+def test_compile_time_argument_is_named(mod, data):
+    for K in (0, -1):
+        e = err(mod.adapt, mod.Lin.init(), data["tasks"], K=K)
+        assert e.message.startswith(f"adapt(K={K}): ") and "repeat" in e.message and e.span is not None
