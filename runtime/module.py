@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from metacc.dtypes import float_dtype
-from metacc.errors import MetaccError
+from metacc.errors import MetaccError, MetaccErrors
 from metacc.frontend.diagnostics import did_you_mean
 from metacc.labels import LabelError
 from metacc.program import Arg, Function, ParamGroup, Program, TaskType
@@ -145,7 +145,16 @@ class FunctionHandle:
                     consts[a.name] = int(v)
         if not consts:
             return self
-        return getattr(self._m._variant(consts), self.fn.name)
+        try:
+            variant = self._m._variant(consts)
+        except MetaccErrors:
+            raise
+        except MetaccError as err:
+            # the program's own message (at the line that uses the constant), with the value named
+            given = ", ".join(f"{k}={v}" for k, v in consts.items())
+            raise MetaccError(f"{self.fn.name}({given}): {err.message}", err.span, expected=err.expected,
+                              found=err.found, hint=err.hint, notes=err.notes) from None
+        return getattr(variant, self.fn.name)
 
     def _flatten(self, values) -> tuple[list, Dims]:
         dims = Dims()
@@ -257,9 +266,15 @@ class FunctionHandle:
         return out[0] if len(out) == 1 else tuple(out)
 
     # ---- calls ----
-    def _run(self, kernel: Kernel, flat: list) -> list:
+    def _run(self, kernel: Kernel, flat: list, dims: Dims) -> list:
         try:
             return list(kernel(flat))
+        except MemoryError as err:
+            # the workspace grows with the call's dims (an n x n Gram matrix of n points)
+            sizes = ", ".join(f"{d}={n}" for d, n in dims.size.items()) or "no symbolic dims"
+            raise MetaccError(f"{self.fn.name}: not enough memory for this call: {err}",
+                              found=f"dims {sizes}",
+                              hint="call with fewer points (smaller dims) or fewer tasks per call") from None
         except LabelError as err:
             # the kernel knows which of its inputs held the labels: name it for the user
             leaves = [(a, f) for a in self.fn.args if a.kind != "static" for f in a.leaves]
@@ -271,8 +286,8 @@ class FunctionHandle:
         values = self._bind(args, kwargs)
         if (h := self._static(values)) is not self:
             return h(*args, **kwargs)
-        flat, _ = self._flatten(values)
-        return self._result(self._run(self.kernel("forward"), flat))
+        flat, dims = self._flatten(values)
+        return self._result(self._run(self.kernel("forward"), flat, dims))
 
     def value_and_grad(self, *args, wrt=None, **kwargs):
         """(value, gradient): the gradient is a tree like the differentiated argument
@@ -284,8 +299,8 @@ class FunctionHandle:
         values = self._bind(args, kwargs)
         if (h := self._static(values)) is not self:
             return h.value_and_grad(*args, wrt=wrt, **kwargs)
-        flat, _ = self._flatten(values)
-        outs = self._run(self.kernel("grad", wrt_args), flat)
+        flat, dims = self._flatten(values)
+        outs = self._run(self.kernel("grad", wrt_args), flat, dims)
         return _out(outs[0]), self._trees(wrt_args, outs[1:])
 
     def grad(self, *args, wrt=None, **kwargs):
@@ -302,7 +317,7 @@ class FunctionHandle:
             return h.grad_and_hvp(*args, v=v, wrt=wrt, **kwargs)
         flat, dims = self._flatten(values)
         flat += self._extra(v, wrt_args, "v", dims)
-        outs = self._run(self.kernel("hvp", wrt_args), flat)
+        outs = self._run(self.kernel("hvp", wrt_args), flat, dims)
         n = len(self._leaf_ids(wrt_args))
         return self._trees(wrt_args, outs[:n]), self._trees(wrt_args, outs[n:])
 
@@ -314,7 +329,7 @@ class FunctionHandle:
             return h.jvp(*args, tangents=tangents, wrt=wrt, **kwargs)
         flat, dims = self._flatten(values)
         flat += self._extra(tangents, wrt_args, "tangents", dims)
-        outs = self._run(self.kernel("jvp", wrt_args), flat)
+        outs = self._run(self.kernel("jvp", wrt_args), flat, dims)
         n = self.fn.result.n_leaves
         return self._result(outs[:n]), self._result(outs[n:])
 
@@ -327,7 +342,7 @@ class FunctionHandle:
         flat, dims = self._flatten(values)
         res = self.fn.result
         flat += flatten_arg(res, cotangent, dims, None, name="cotangent")
-        outs = self._run(self.kernel("vjp", wrt_args), flat)
+        outs = self._run(self.kernel("vjp", wrt_args), flat, dims)
         n = res.n_leaves
         return self._result(outs[:n]), self._trees(wrt_args, outs[n:])
 

@@ -212,3 +212,17 @@ def test_optimizer_hyperparameters_are_numbers(kw):
     with pytest.raises(MetaccError, match="must be a finite number"):
         SGD(**kw) if "momentum" in kw else Adam(**kw)
     assert SGD(lr=np.float32(0.1)).lr == np.float32(0.1)
+
+
+def test_compile_time_argument_is_named(mod, data):
+    for K in (0, -1):
+        e = err(mod.adapt, mod.Lin.init(), data["tasks"], K=K)
+        assert e.message.startswith(f"adapt(K={K}): ") and "repeat" in e.message and e.span is not None
+
+
+def test_a_call_too_big_for_memory_is_named(cache_dir):
+    m = metacc.compile("fn gram(x: f64[n, 1]) -> f64 {\n    return sum(x @ transpose(x))\n}\n", cache_dir=cache_dir)
+    assert m.gram(np.ones((3, 1))) == 9.0
+    # n x n floats: 288 TB, beyond any address space (so no overcommit setting lets it through)
+    e = err(m.gram, np.ones((6 * 10 ** 6, 1)))
+    assert "gram: not enough memory for this call" in e.message and e.found == "dims n=6000000"
