@@ -212,6 +212,14 @@ def test_values_and_sizes_past_their_dtype_are_errors(src, message, where):
     assert (err.line, err.col) == where
 
 
+@pytest.mark.parametrize("expr, value", [
+    ("x * (f32(1e38) * 10.0)", "inf"), ("x * exp(f32(100.0))", "inf"), ("x + log(f32(0.0))", "-inf"),
+])
+def test_typed_constant_expressions_that_overflow_are_errors(expr, value):
+    err = error_of(fn1(expr))
+    assert f"this constant expression is {value} in f32" in err.message and err.line == 2
+
+
 def test_literals_within_range_are_kept():
     program = load_source(fn1("x * 1e39 + 1e-300", "f64"))
     assert "f" in program.functions
@@ -384,3 +392,13 @@ def test_errors_caught_in_python_keep_their_message_and_type():
     with pytest.raises(MetaccError) as info:
         metacc.compile("fn f(x: f32) -> f32 { return exx(x) }")
     assert info.value.line == 1 and "did you mean `exp`" in info.value.hint
+
+
+def test_check_reports_the_derivative_errors_of_every_meta(tmp_path, capsys):
+    bad = tmp_path / "cuts.meta"
+    bad.write_text("params W { w: f64[3] = zeros }\ntask T { x: f64[3] }\n"
+                   "meta m1(p: W, t: T) -> f64 { return sum(stop_gradient(p.w) * t.x) }\n"
+                   "meta m2(p: W, t: T) -> f64 { return sum(t.x) }\n")
+    assert main(["check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3:6" in err and f"{bad}:4:6" in err
