@@ -47,8 +47,9 @@ class ShowRequest:
             return list(functions.values())
         if self.fn not in functions:
             names = ", ".join(functions) or "(none)"
+            from metacc.frontend.diagnostics import did_you_mean
             raise MetaccError(f"{self.path} has no function `{self.fn}`", expected=f"one of: {names}",
-                              found=self.fn)
+                              found=self.fn, hint=did_you_mean(self.fn, functions))
         return [functions[self.fn]]
 
 

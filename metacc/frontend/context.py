@@ -126,6 +126,7 @@ class Ctx:
         """Emit one equation; operands are Tensors or atoms. A type-rule failure becomes a MetaccError
         that shows every operand's type and origin."""
         atoms: list[Atom] = [v.atom if isinstance(v, Tensor) else v for v in ins]
+        self.unit.count_equations(span)
         try:
             outs = self.frame.emit(prim, atoms, span, name=name, **params)
         except ShapeError as err:

@@ -114,6 +114,26 @@ def test_loops_nest_at_most_ten_deep():
     assert err.line == 4 and err.col == 5 + 10 * len("repeat 2 { ")
 
 
+def _chain(n, body):
+    return "".join(f"fn g{i}(x: f32) -> f32 {{ return {body.format(i + 1)} }}\n" for i in range(n)) + \
+        f"fn g{n}(x: f32) -> f32 {{ return x }}\n"
+
+
+def test_long_call_chains_are_located_errors():
+    load_source(_chain(39, "g{0}(x) * 1.5"))
+    err = error_of(_chain(45, "g{0}(x) * 1.5"))
+    first = err.errors[0] if isinstance(err, MetaccErrors) else err
+    assert "function calls nest more than 40 deep" in first.message
+    assert (first.line, first.col) == (40, 32)
+
+
+def test_inlining_that_doubles_at_every_level_stops_in_bounded_time():
+    start = time.perf_counter()
+    err = error_of(_chain(30, "g{0}(x) * g{0}(x * 0.5)"))
+    assert time.perf_counter() - start < 30
+    assert "grows past" in err.message and "inlined" in err.message and err.line is not None
+
+
 # ---- 3. @checkpoint policies -------------------------------------------------------------------
 
 def _ckpt(k, annotation):
@@ -248,6 +268,12 @@ def test_cli_rejects_unknown_names_and_lists_the_valid_ones(capsys, argv, needle
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert needle in err and hint in err and "Traceback" not in err
+
+
+def test_cli_suggests_the_function_meant(capsys):
+    assert main(["explain", MAML, "--fn", "mamll"]) == 1
+    err = capsys.readouterr().err
+    assert "has no function `mamll`" in err and "did you mean `maml`?" in err
 
 
 def test_unknown_constant_from_the_python_api():
