@@ -29,6 +29,9 @@ class Source:
         return lines[lineno - 1] if 1 <= lineno <= len(lines) else ""
 
 
+_EXCERPT = 120      # characters of a source line shown under a message
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A region of a .meta source; lines and columns count from 1."""
@@ -51,7 +54,15 @@ class Span:
         width = 1
         if self.end_line == self.line and self.end_col > self.col:
             width = self.end_col - self.col
-        pad = "".join("\t" if ch == "\t" else " " for ch in text[: self.col - 1])
+        col = self.col
+        if len(text) > _EXCERPT:
+            # a very long line (generated code, one huge expression): a window around the column
+            start = max(0, min(col - 1 - _EXCERPT // 4, len(text) - _EXCERPT))
+            head, tail = ("... " if start else ""), (" ..." if start + _EXCERPT < len(text) else "")
+            text = head + text[start:start + _EXCERPT] + tail
+            col = col - start + len(head)
+            width = max(1, min(width, _EXCERPT + len(head) - col + 1))
+        pad = "".join("\t" if ch == "\t" else " " for ch in text[: col - 1])
         return f"    {text}\n    {pad}{'^' * width}"
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import metacc
+import metacc.frontend
 from metacc.cli import main
 from metacc.errors import MetaccError, MetaccErrors
 from metacc.frontend import load_source
@@ -375,6 +376,7 @@ def test_compile_still_takes_program_text_and_paths(tmp_path):
 
 USER_SCRIPT = """\
 import metacc
+import metacc.frontend
 
 def build_my_model():
     return metacc.compile("fn f(x: f32) -> f32 {{ return exx(x) }}", cache_dir={cache!r})
@@ -428,3 +430,27 @@ def test_check_reports_the_derivative_errors_of_every_meta(tmp_path, capsys):
     assert main(["check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:3:6" in err and f"{bad}:4:6" in err
+
+
+# ---- messages stay readable ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("char, name", [("\x00", "U+0000"), ("\u00a0", "U+00A0 (a no-break space)"),
+                                        ("\u200b", "U+200B (a zero-width space)")])
+def test_invisible_characters_are_named_by_code_point(char, name):
+    err = error_of(f"fn f(x: f32) -> f32 {{ return x{char}+ 1.0 }}\n")
+    assert f"unexpected character {name}" in err.message and (err.line, err.col) == (1, 31)
+    assert "ordinary space" in err.hint
+
+
+def test_a_byte_order_mark_is_not_part_of_the_program(tmp_path):
+    path = tmp_path / "bom.meta"
+    path.write_bytes(b"\xef\xbb\xbffn f(x: f32) -> f32 { return x }\n")
+    assert "f" in metacc.frontend.load(path).functions
+
+
+def test_excerpts_of_very_long_lines_are_a_window_around_the_column():
+    src = "fn f(x: f32) -> f32 { y = x" + " + x" * 60 + " + zz" + " + x" * 60 + "  return y }\n"
+    err = error_of(src)
+    text, caret = err.span.excerpt().splitlines()
+    assert len(text) < 140 and text.strip().startswith("...") and text.endswith("...")
+    assert text[caret.index("^"):caret.index("^") + 2] == "zz" and caret.count("^") == 2
