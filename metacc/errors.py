@@ -147,8 +147,12 @@ def _internal_dirs() -> tuple[str, ...]:
     return tuple(d + os.sep for d in dirs)
 
 
-def _is_internal(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_internal_dirs())
+def _is_internal(frame) -> bool:
+    # by module as well as by file: code that dataclasses generate (an __init__) has no file
+    module = frame.f_globals.get("__name__", "") or ""
+    if module == "metacc" or module.startswith(("metacc.", "lark.")):
+        return True
+    return os.path.abspath(frame.f_code.co_filename).startswith(_internal_dirs())
 
 
 def filter_traceback(tb: types.TracebackType | None) -> tuple[types.TracebackType | None, int]:
@@ -156,7 +160,7 @@ def filter_traceback(tb: types.TracebackType | None) -> tuple[types.TracebackTyp
     frames were removed."""
     kept, removed = [], 0
     while tb is not None:
-        if _is_internal(tb.tb_frame.f_code.co_filename):
+        if _is_internal(tb.tb_frame):
             removed += 1
         else:
             kept.append((tb.tb_frame, tb.tb_lasti, tb.tb_lineno))

@@ -20,6 +20,7 @@ import pytest
 
 import metacc
 import metacc.frontend
+import metacc.runtime
 from metacc.cli import main
 from metacc.errors import MetaccError, MetaccErrors
 from metacc.frontend import load_source
@@ -414,6 +415,15 @@ def test_the_environment_variable_gives_the_full_traceback(tmp_path):
     assert os.path.join("metacc", "frontend") in err and "check.py" in err
     assert "unknown function `exx`" in err
     assert "internal frames are hidden" not in err
+
+
+def test_frames_of_code_metacc_generates_are_hidden_too():
+    """A dataclass's __init__ (runtime.optim.Adam) has no file: it is recognised by its module."""
+    try:
+        metacc.runtime.optim.Adam(lr=-1.0)
+    except MetaccError as err:
+        frames = [(f.filename, f.name) for f in __import__("traceback").extract_tb(err.__traceback__)]
+    assert frames == [(__file__, "test_frames_of_code_metacc_generates_are_hidden_too")]
 
 
 def test_errors_caught_in_python_keep_their_message_and_type():
