@@ -225,6 +225,7 @@ def test_show_kernel_grad_of_a_non_scalar_fn(capsys, kind):
     ("params P { a: f32[40000, 40000] = zeros  b: f32[40000, 40000] = zeros }\n"
      "fn f(p: P) -> f32 { return sum(p.a) }\n", "3.2e+09 elements in all", (1, 1)),
     (fn1("sum(zeros([100000, 100000, 1000]))"), "1e+13 elements", (2, 16)),
+    (fn1("x + sum(full([2], 1e39))"), "the value 1e+39 overflows f32", (2, 20)),
     ("task T { x: f32[n, 100000, 100000] }\nfn f(x: f32[100000, 100000]) -> f32 { return sum(x) }\n",
      "1e+10 elements", (2, 9)),
 ])
