@@ -391,7 +391,6 @@ def _run_user_script(tmp_path, full: bool):
     script = tmp_path / "my_script.py"
     script.write_text(USER_SCRIPT.format(cache=str(tmp_path / "cache")))
     env = {k: v for k, v in os.environ.items() if k != "METACC_FULL_TRACEBACK"}
-    env["PYTHONPATH"] = str(ROOT)
     if full:
         env["METACC_FULL_TRACEBACK"] = "1"
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
