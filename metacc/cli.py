@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from metacc import __version__
-from metacc.errors import MetaccError
+from metacc.errors import MetaccError, MetaccErrors
 
 
 @dataclass
@@ -47,8 +47,9 @@ class ShowRequest:
             return list(functions.values())
         if self.fn not in functions:
             names = ", ".join(functions) or "(none)"
+            from metacc.frontend.diagnostics import did_you_mean
             raise MetaccError(f"{self.path} has no function `{self.fn}`", expected=f"one of: {names}",
-                              found=self.fn)
+                              found=self.fn, hint=did_you_mean(self.fn, functions))
         return [functions[self.fn]]
 
 
@@ -121,10 +122,16 @@ def _check_derivatives(program) -> None:
     from metacc.ad import expand
     from metacc.ad.vjp import check_connected_inputs
     from metacc.kernels import default_wrt
+    errors = []
     for f in program.functions.values():
-        ir = expand(f.ir)
-        if f.kind == "meta":
-            check_connected_inputs(ir, default_wrt(f), what=f"meta {f.name}", span=f.span)
+        try:
+            ir = expand(f.ir)
+            if f.kind == "meta":
+                check_connected_inputs(ir, default_wrt(f), what=f"meta {f.name}", span=f.span)
+        except MetaccError as err:          # each function on its own: report them all
+            errors.extend(err.errors if isinstance(err, MetaccErrors) else [err])
+    if errors:
+        raise errors[0] if len(errors) == 1 else MetaccErrors(errors)
 
 
 def _cmd_check(args) -> int:

@@ -29,6 +29,9 @@ class Source:
         return lines[lineno - 1] if 1 <= lineno <= len(lines) else ""
 
 
+_EXCERPT = 120      # characters of a source line shown under a message
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A region of a .meta source; lines and columns count from 1."""
@@ -51,7 +54,15 @@ class Span:
         width = 1
         if self.end_line == self.line and self.end_col > self.col:
             width = self.end_col - self.col
-        pad = "".join("\t" if ch == "\t" else " " for ch in text[: self.col - 1])
+        col = self.col
+        if len(text) > _EXCERPT:
+            # a very long line (generated code, one huge expression): a window around the column
+            start = max(0, min(col - 1 - _EXCERPT // 4, len(text) - _EXCERPT))
+            head, tail = ("... " if start else ""), (" ..." if start + _EXCERPT < len(text) else "")
+            text = head + text[start:start + _EXCERPT] + tail
+            col = col - start + len(head)
+            width = max(1, min(width, _EXCERPT + len(head) - col + 1))
+        pad = "".join("\t" if ch == "\t" else " " for ch in text[: col - 1])
         return f"    {text}\n    {pad}{'^' * width}"
 
 
@@ -136,8 +147,12 @@ def _internal_dirs() -> tuple[str, ...]:
     return tuple(d + os.sep for d in dirs)
 
 
-def _is_internal(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_internal_dirs())
+def _is_internal(frame) -> bool:
+    # by module as well as by file: code that dataclasses generate (an __init__) has no file
+    module = frame.f_globals.get("__name__", "") or ""
+    if module == "metacc" or module.startswith(("metacc.", "lark.")):
+        return True
+    return os.path.abspath(frame.f_code.co_filename).startswith(_internal_dirs())
 
 
 def filter_traceback(tb: types.TracebackType | None) -> tuple[types.TracebackType | None, int]:
@@ -145,7 +160,7 @@ def filter_traceback(tb: types.TracebackType | None) -> tuple[types.TracebackTyp
     frames were removed."""
     kept, removed = [], 0
     while tb is not None:
-        if _is_internal(tb.tb_frame.f_code.co_filename):
+        if _is_internal(tb.tb_frame):
             removed += 1
         else:
             kept.append((tb.tb_frame, tb.tb_lasti, tb.tb_lineno))

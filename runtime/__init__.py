@@ -15,3 +15,9 @@ _wrap(_module.Module, ("__getattr__", "__getitem__"))
 _wrap(_module.FunctionHandle, ("__call__", "value_and_grad", "grad", "hvp", "grad_and_hvp", "jvp", "vjp",
                                "source", "kernel"))
 _wrap(_module.ParamGroupHandle, ("init",))
+for _cls in (optim.SGD, optim.Adam):
+    _wrap(_cls, ("__init__", "init", "update"))
+_wrap(tasks.SinusoidFamily, ("__init__", "draw", "tasks_for", "sample"))
+_wrap(tasks.TaskBatcher, ("__init__", "__next__"))
+tasks.sinusoid_tasks = _api(tasks.sinusoid_tasks)
+tasks.linear_regression_tasks = _api(tasks.linear_regression_tasks)

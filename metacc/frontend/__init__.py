@@ -43,7 +43,7 @@ def read_source(path) -> str:
     """The text of a .meta file; a missing or unreadable file is a MetaccError."""
     p = Path(path)
     try:
-        return p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8-sig")      # a byte-order mark (some editors write one) is not text
     except FileNotFoundError:
         hint = "check the path (relative paths start at the current directory)"
         if p.suffix != ".meta":

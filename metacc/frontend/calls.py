@@ -168,6 +168,7 @@ def inline_call(ctx: Ctx, sig: Signature, node: A.Call):
     unit = ctx.unit
     if not unit.ensure_lowered(sig.name, node.func_span):
         raise Poisoned(sig.name)
+    unit.count_equations(node.span, calls=1)
     values, dims = _unify(ctx, sig, _bind(ctx, sig, node), node)
     env = Env()
     for p, v in zip(sig.args, values):

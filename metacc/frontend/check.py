@@ -23,6 +23,11 @@ from metacc.ir.verify import verify
 from metacc.program import Function, Program
 
 
+MAX_CALL_DEPTH = 40         # user function calls inside one another (each is inlined)
+MAX_EQUATIONS = 200_000     # equations emitted for the whole program, every inlined copy counted
+MAX_INLINED_CALLS = 20_000  # calls inlined for the whole program (about 0.1 ms each)
+
+
 class Unit:
     def __init__(self, source: Source, module: A.Module, float_dtype: str | None = None,
                  constants: dict[str, int] | None = None):
@@ -35,6 +40,9 @@ class Unit:
         self.decls = Declarations(self.reporter, float_dtype, self.builtin_names)
         self.functions: dict[str, Function] = {}
         self.status: dict[str, str] = {}          # running | ok | failed
+        self.lowering: list[str] = []             # functions being lowered, outermost first
+        self.emitted = 0                          # equations emitted so far (count_equations)
+        self.inlined = 0                          # calls inlined so far
 
     def run(self) -> Program:
         if not self.module.decls and not self.reporter.errors:
@@ -92,12 +100,37 @@ class Unit:
                                                   "iterate with repeat K { ... }"))
             return False
         if state is None:
+            if len(self.lowering) >= MAX_CALL_DEPTH:
+                # each call is inlined (and its callee checked first): a chain this long would
+                # exhaust Python's stack
+                chain = " -> ".join(self.lowering[:3] + ["..."] + self.lowering[-2:] + [name])
+                self.reporter.report(MetaccError(f"function calls nest more than {MAX_CALL_DEPTH} deep ({chain})",
+                                                 call_span, hint="call the inner functions from fewer levels, or "
+                                                                 "iterate with repeat K { ... }"))
+                return False
             self.status[name] = "running"
-            fn = self._lower_standalone(self.decls.signatures[name])
-            self.status[name] = "ok" if fn is not None else "failed"
+            self.lowering.append(name)
+            fn = None
+            try:
+                fn = self._lower_standalone(self.decls.signatures[name])
+            finally:
+                self.lowering.pop()
+                self.status[name] = "ok" if fn is not None else "failed"
             if fn is not None:
                 self.functions[name] = fn
         return self.status[name] == "ok"
+
+    def count_equations(self, span: Span | None, calls: int = 0) -> None:
+        """Called for every equation emitted and every call inlined: inlining multiplies sizes (a
+        function that calls the next one twice, thirty levels deep, is 2^30 operations), so the
+        totals are bounded, and with them the time the checker takes."""
+        self.emitted += 1 - calls
+        self.inlined += calls
+        if self.emitted > MAX_EQUATIONS or self.inlined > MAX_INLINED_CALLS:
+            what = f"{MAX_EQUATIONS} operations" if self.emitted > MAX_EQUATIONS else f"{MAX_INLINED_CALLS} calls"
+            raise MetaccError(f"this program grows past {what} when its function calls are inlined", span,
+                              hint="every call is inlined: a function that calls another several times, level "
+                                   "after level, multiplies its size; iterate with repeat K { ... } instead")
 
     def _lower_standalone(self, sig: Signature) -> Function | None:
         decl = sig.decl

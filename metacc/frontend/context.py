@@ -14,7 +14,7 @@ from metacc.errors import MetaccError, Span
 from metacc.frontend.diagnostics import shape_error
 from metacc.frontend.frame import Frame
 from metacc.frontend.values import POISON, Tensor
-from metacc.ir.core import Atom
+from metacc.ir.core import Atom, Lit
 from metacc.ir.types import Dim, ShapeError
 
 if TYPE_CHECKING:
@@ -36,6 +36,26 @@ def check_elements(shape, span: Span | None, what: str) -> None:
     if n > MAX_ELEMENTS:
         raise MetaccError(f"{what} would have {n:.3g} elements (shape {list(shape)}): at most {MAX_ELEMENTS} "
                           "are allowed", span, hint="one tensor holds at most 2^31 - 1 elements (8 GiB in f32)")
+
+
+# operations on literals alone that the simplifier folds (metacc.passes.fold): their value is
+# known now, so one that overflows its dtype (f32(1e38) * 10.0) is reported here, not folded to inf
+_FOLDED = ("add", "sub", "mul", "div", "neg", "exp", "log", "sqrt", "ipow", "maximum", "minimum")
+
+
+def _check_constant(prim: str, atoms, params, span: Span | None) -> None:
+    import numpy as np
+    from metacc.ir.interp import IMPLS
+    from metacc.ir.types import NUMPY_DTYPE
+    values = [NUMPY_DTYPE[a.type.dtype](a.value) for a in atoms]
+    with np.errstate(all="ignore"):
+        out = IMPLS[prim](*values, **params, dims={})
+    if np.issubdtype(np.asarray(out).dtype, np.floating) and not np.isfinite(out) \
+            and all(np.isfinite(v) for v in values):
+        dtype = atoms[0].type.dtype
+        raise MetaccError(f"this constant expression is {float(out)} in {dtype}", span,
+                          hint="its operands are known at compile time and the result does not fit"
+                               + (": compute it in f64, or rescale it" if dtype == "f32" else ""))
 
 
 class Poisoned(Exception):
@@ -106,12 +126,15 @@ class Ctx:
         """Emit one equation; operands are Tensors or atoms. A type-rule failure becomes a MetaccError
         that shows every operand's type and origin."""
         atoms: list[Atom] = [v.atom if isinstance(v, Tensor) else v for v in ins]
+        self.unit.count_equations(span)
         try:
             outs = self.frame.emit(prim, atoms, span, name=name, **params)
         except ShapeError as err:
             raise shape_error(err, span, [v for v in ins if isinstance(v, Tensor)], what, hint) from None
         for v in outs:
             check_elements(v.type.shape, span, f"`{text_of(span)}`" if span else f"the result of {prim}")
+        if atoms and prim in _FOLDED and all(isinstance(a, Lit) for a in atoms):
+            _check_constant(prim, atoms, params, span)
         return outs[0] if len(outs) == 1 else outs
 
     def tensor(self, atom: Atom, span: Span | None, desc: str | None = None) -> Tensor:

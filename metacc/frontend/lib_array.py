@@ -8,7 +8,7 @@ from metacc.errors import MetaccError
 from metacc.frontend import ast as A
 from metacc.frontend.builtins import builtin, reject
 from metacc.frontend.context import Ctx
-from metacc.frontend.convert import as_tensor, literal, static_dim
+from metacc.frontend.convert import as_tensor, check_float_range, literal, static_dim
 from metacc.frontend.lib_math import emit1
 from metacc.frontend.trees import tree_map
 from metacc.frontend.values import Number, Record, Tensor, Tree
@@ -31,6 +31,7 @@ def _full(ctx: Ctx, node, shape, value, dtype: str) -> Tensor:
         value = int(value)
     else:
         value = float(value)
+        check_float_range(value, dtype, node.span, what="the value")
     return emit1(ctx, "full", [], node.span, shape=tuple(shape), value=value, dtype=dtype)
 
 

@@ -40,28 +40,33 @@ def parse_tree(text: str):
 MAX_DEPTH = 200
 
 
-def _too_deep(tree, source: Source, limit: int = MAX_DEPTH) -> MetaccError | None:
-    """An error at the first place where the tree nests more than `limit` levels, or with limit 0
-    at the deepest place (walked without recursion)."""
+def _deepest(tree, stop_after: int | None = None):
+    """(depth, node) of the deepest place in the tree, walked without recursion; the node is the
+    outermost expression on the path there (where a too-long chain or nesting starts). With
+    stop_after, the walk ends at the first place deeper than that."""
     stack = [(tree, 1, None)]
-    deepest = (0, None)
+    best = (0, tree)
     while stack:
         node, depth, outer = stack.pop()
         if not isinstance(node, Tree):
             continue
-        # the outermost expression on the path: where the too-long chain or nesting starts
         if outer is None and node.data not in _NOT_EXPRESSIONS:
             outer = node
-        if depth > deepest[0]:
-            deepest = (depth, outer if outer is not None else node)
-        if limit and depth > limit:
-            break
+        if depth > best[0]:
+            best = (depth, outer if outer is not None else node)
+            if stop_after is not None and depth > stop_after:
+                break
         stack.extend((child, depth + 1, outer) for child in node.children)
-    else:
-        if limit:
-            return None
-    return MetaccError(f"this is nested too deeply: more than {min(deepest[0] - 1, MAX_DEPTH)} levels of operators, "
-                       "calls or loops inside one another", _span_of(deepest[1], source),
+    return best
+
+
+def _too_deep(tree, source: Source, limit: int | None = MAX_DEPTH) -> MetaccError | None:
+    """The error for a tree nesting deeper than `limit` (None: for its deepest place, whatever its depth)."""
+    depth, node = _deepest(tree, limit)
+    if limit is not None and depth <= limit:
+        return None
+    return MetaccError(f"this is nested too deeply: more than {min(depth - 1, MAX_DEPTH)} levels of operators, "
+                       "calls or loops inside one another", _span_of(node, source),
                        hint="split it into several assignments (a long chain such as a + b + c + ... "
                             "nests one level per operator)")
 
@@ -96,12 +101,12 @@ def _parse_text(source: Source, text: str) -> A.Module:
         if isinstance(err.orig_exc, MetaccError):
             raise err.orig_exc from None
         if isinstance(err.orig_exc, RecursionError):
-            raise _too_deep(tree, source, limit=0) from None
+            raise _too_deep(tree, source, limit=None) from None
         raise
     except RecursionError:
         # only reachable when the caller already stands deep in Python's stack: the deepest
         # place is the likely culprit
-        raise _too_deep(tree, source, limit=0) from None
+        raise _too_deep(tree, source, limit=None) from None
 
 
 # where a declaration starts: its keyword and name at the beginning of a line

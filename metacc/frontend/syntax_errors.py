@@ -225,7 +225,19 @@ def _found_text(err: UnexpectedInput) -> str:
         if tok.type == "NUMBER":
             return f"number {tok}"
         return f"`{tok}`"
-    return f"character `{getattr(err, 'char', '?')}`"
+    return f"character {_char_text(getattr(err, 'char', '?'))}"
+
+
+# characters that look like nothing (or like a space) in an editor: named by their code point
+_INVISIBLE = {"\ufeff": "a byte-order mark", "\u00a0": "a no-break space", "\u200b": "a zero-width space",
+              "\u2009": "a thin space", "\u3000": "an ideographic space", "\t": "a tab"}
+
+
+def _char_text(char: str) -> str:
+    if len(char) == 1 and (char in _INVISIBLE or not char.isprintable() or (char.isspace() and char != " ")):
+        name = _INVISIBLE.get(char, "an invisible character")
+        return f"U+{ord(char):04X} ({name})"
+    return f"`{char}`"
 
 
 def _unclosed(source: Source) -> Span | None:
@@ -296,8 +308,10 @@ def describe_syntax_error(err: UnexpectedInput, source: Source, parser: Lark) ->
     notes = []
     if isinstance(err, UnexpectedCharacters):
         char = getattr(err, "char", "")
-        message = f"unexpected character `{char}`"
+        message = f"unexpected character {_char_text(char)}"
         hint = CHARS.get(char)
+        if hint is None and _char_text(char).startswith("U+"):
+            hint = "delete it or replace it with an ordinary space (it may come from copying text)"
         return MetaccError(message, span, expected=expected, found=found, hint=hint)
     if isinstance(err, UnexpectedToken) and err.token.type == "$END":
         open_at = _unclosed(source)

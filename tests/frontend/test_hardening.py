@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 
 import metacc
+import metacc.frontend
+import metacc.runtime
 from metacc.cli import main
 from metacc.errors import MetaccError, MetaccErrors
 from metacc.frontend import load_source
@@ -114,6 +116,26 @@ def test_loops_nest_at_most_ten_deep():
     assert err.line == 4 and err.col == 5 + 10 * len("repeat 2 { ")
 
 
+def _chain(n, body):
+    return "".join(f"fn g{i}(x: f32) -> f32 {{ return {body.format(i + 1)} }}\n" for i in range(n)) + \
+        f"fn g{n}(x: f32) -> f32 {{ return x }}\n"
+
+
+def test_long_call_chains_are_located_errors():
+    load_source(_chain(39, "g{0}(x) * 1.5"))
+    err = error_of(_chain(45, "g{0}(x) * 1.5"))
+    first = err.errors[0] if isinstance(err, MetaccErrors) else err
+    assert "function calls nest more than 40 deep" in first.message
+    assert (first.line, first.col) == (40, 32)
+
+
+def test_inlining_that_doubles_at_every_level_stops_in_bounded_time():
+    start = time.perf_counter()
+    err = error_of(_chain(30, "g{0}(x) * g{0}(x * 0.5)"))
+    assert time.perf_counter() - start < 30
+    assert "grows past" in err.message and "inlined" in err.message and err.line is not None
+
+
 # ---- 3. @checkpoint policies -------------------------------------------------------------------
 
 def _ckpt(k, annotation):
@@ -203,6 +225,7 @@ def test_show_kernel_grad_of_a_non_scalar_fn(capsys, kind):
     ("params P { a: f32[40000, 40000] = zeros  b: f32[40000, 40000] = zeros }\n"
      "fn f(p: P) -> f32 { return sum(p.a) }\n", "3.2e+09 elements in all", (1, 1)),
     (fn1("sum(zeros([100000, 100000, 1000]))"), "1e+13 elements", (2, 16)),
+    (fn1("x + sum(full([2], 1e39))"), "the value 1e+39 overflows f32", (2, 20)),
     ("task T { x: f32[n, 100000, 100000] }\nfn f(x: f32[100000, 100000]) -> f32 { return sum(x) }\n",
      "1e+10 elements", (2, 9)),
 ])
@@ -210,6 +233,14 @@ def test_values_and_sizes_past_their_dtype_are_errors(src, message, where):
     err = error_of(src)
     assert message in err.message
     assert (err.line, err.col) == where
+
+
+@pytest.mark.parametrize("expr, value", [
+    ("x * (f32(1e38) * 10.0)", "inf"), ("x * exp(f32(100.0))", "inf"), ("x + log(f32(0.0))", "-inf"),
+])
+def test_typed_constant_expressions_that_overflow_are_errors(expr, value):
+    err = error_of(fn1(expr))
+    assert f"this constant expression is {value} in f32" in err.message and err.line == 2
 
 
 def test_literals_within_range_are_kept():
@@ -240,6 +271,12 @@ def test_cli_rejects_unknown_names_and_lists_the_valid_ones(capsys, argv, needle
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert needle in err and hint in err and "Traceback" not in err
+
+
+def test_cli_suggests_the_function_meant(capsys):
+    assert main(["explain", MAML, "--fn", "mamll"]) == 1
+    err = capsys.readouterr().err
+    assert "has no function `mamll`" in err and "did you mean `maml`?" in err
 
 
 def test_unknown_constant_from_the_python_api():
@@ -341,6 +378,7 @@ def test_compile_still_takes_program_text_and_paths(tmp_path):
 
 USER_SCRIPT = """\
 import metacc
+import metacc.frontend
 
 def build_my_model():
     return metacc.compile("fn f(x: f32) -> f32 {{ return exx(x) }}", cache_dir={cache!r})
@@ -353,7 +391,6 @@ def _run_user_script(tmp_path, full: bool):
     script = tmp_path / "my_script.py"
     script.write_text(USER_SCRIPT.format(cache=str(tmp_path / "cache")))
     env = {k: v for k, v in os.environ.items() if k != "METACC_FULL_TRACEBACK"}
-    env["PYTHONPATH"] = str(ROOT)
     if full:
         env["METACC_FULL_TRACEBACK"] = "1"
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
@@ -380,7 +417,50 @@ def test_the_environment_variable_gives_the_full_traceback(tmp_path):
     assert "internal frames are hidden" not in err
 
 
+def test_frames_of_code_metacc_generates_are_hidden_too():
+    """A dataclass's __init__ (runtime.optim.Adam) has no file: it is recognised by its module."""
+    try:
+        metacc.runtime.optim.Adam(lr=-1.0)
+    except MetaccError as err:
+        frames = [(f.filename, f.name) for f in __import__("traceback").extract_tb(err.__traceback__)]
+    assert frames == [(__file__, "test_frames_of_code_metacc_generates_are_hidden_too")]
+
+
 def test_errors_caught_in_python_keep_their_message_and_type():
     with pytest.raises(MetaccError) as info:
         metacc.compile("fn f(x: f32) -> f32 { return exx(x) }")
     assert info.value.line == 1 and "did you mean `exp`" in info.value.hint
+
+
+def test_check_reports_the_derivative_errors_of_every_meta(tmp_path, capsys):
+    bad = tmp_path / "cuts.meta"
+    bad.write_text("params W { w: f64[3] = zeros }\ntask T { x: f64[3] }\n"
+                   "meta m1(p: W, t: T) -> f64 { return sum(stop_gradient(p.w) * t.x) }\n"
+                   "meta m2(p: W, t: T) -> f64 { return sum(t.x) }\n")
+    assert main(["check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3:6" in err and f"{bad}:4:6" in err
+
+
+# ---- messages stay readable ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("char, name", [("\x00", "U+0000"), ("\u00a0", "U+00A0 (a no-break space)"),
+                                        ("\u200b", "U+200B (a zero-width space)")])
+def test_invisible_characters_are_named_by_code_point(char, name):
+    err = error_of(f"fn f(x: f32) -> f32 {{ return x{char}+ 1.0 }}\n")
+    assert f"unexpected character {name}" in err.message and (err.line, err.col) == (1, 31)
+    assert "ordinary space" in err.hint
+
+
+def test_a_byte_order_mark_is_not_part_of_the_program(tmp_path):
+    path = tmp_path / "bom.meta"
+    path.write_bytes(b"\xef\xbb\xbffn f(x: f32) -> f32 { return x }\n")
+    assert "f" in metacc.frontend.load(path).functions
+
+
+def test_excerpts_of_very_long_lines_are_a_window_around_the_column():
+    src = "fn f(x: f32) -> f32 { y = x" + " + x" * 60 + " + zz" + " + x" * 60 + "  return y }\n"
+    err = error_of(src)
+    text, caret = err.span.excerpt().splitlines()
+    assert len(text) < 140 and text.strip().startswith("...") and text.endswith("...")
+    assert text[caret.index("^"):caret.index("^") + 2] == "zz" and caret.count("^") == 2
