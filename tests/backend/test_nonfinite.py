@@ -161,6 +161,21 @@ def test_check_finite_names_the_first_bad_equation(tmp_path, p1_checked):
     assert "log(x + eps)" in text
 
 
+def test_check_finite_blames_the_path_to_the_result_not_a_discarded_nan(tmp_path):
+    # log(x) is NaN / -inf where x <= 0, but `where` discards those: the NaN of the
+    # result comes from sqrt of a negative number two lines later
+    src = tmp_path / "where.meta"
+    src.write_text("fn f(x: f32[n], s: f32) -> f32 {\n    l = where(x > 0.0, log(x), 0.0)\n"
+                   "    r = sqrt(s - 2.0)\n    return mean(l) + r\n}\n")
+    mod = metacc.compile(src, check_finite=True)
+    x = np.array([-1.0, 0.0, 2.0], np.float32)
+    assert np.isfinite(mod.f(x, np.float32(3.0)))
+    with pytest.raises(NonFiniteError) as err:
+        mod.f(x, np.float32(1.0))
+    assert err.value.prim == "sqrt" and err.value.where == f"{src}:3:9" and err.value.task is None
+    assert "r = sqrt(s - 2.0)" in str(err.value)
+
+
 def test_check_finite_on_p1(p1_checked):
     theta = p1_checked.Net.init(seed=0)
     v, _ = p1_checked.maml.value_and_grad(theta, _tasks())
