@@ -140,6 +140,10 @@ def test_p1_interpreter_agrees_on_the_nan_task(p1):
         per_task.append(evaluate(ir, leaves + task + [np.float32(0.01)]))
     assert all(_finite(o) for j, o in enumerate(per_task) if j != 1)
     assert np.isnan(per_task[1][0]) and all(np.isnan(d).all() for d in per_task[1][1:])
+    # alpha = 5: the inner loop diverges, value and every gradient entry non-finite
+    task = [_tasks()[s][f][0] for s in ("support", "query") for f in ("x", "y")]
+    value, *grads = evaluate(ir, leaves + task + [np.float32(5.0)])
+    assert not np.isfinite(value) and all(not np.isfinite(d).any() for d in grads)
 
 
 def test_check_finite_names_the_first_bad_equation(tmp_path, p1_checked):
