@@ -8,8 +8,10 @@ the first equation that made a non-finite value, with its .meta file:line,
 the source line, the primitive and, for a meta function, the task: the
 compiled kernel is re-run one task at a time to find the first bad task, and
 that task through the reference interpreter (metacc.ir.interp) with a watch on
-every equation's outputs. An input that is already non-finite is named
-instead. Off (the default) a call costs one attribute test more.
+every equation's outputs that follows each non-finite value back to the
+equation that first made it from finite inputs. An input that is already
+non-finite is named instead. Off (the default) a call costs one attribute
+test more.
 """
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ def _what(x) -> str:
 
 # what usually makes a non-finite value in each primitive, and what to do
 _CAUSES = {
-    "log": "log of 0 (-inf) or of a negative number (NaN): use log(x + eps) or log(max(x, eps))",
+    "log": "log of 0 (-inf) or of a negative number (NaN): use log(x + eps) or log(maximum(x, eps))",
     "sqrt": "sqrt of a negative number; its derivative 1 / (2 sqrt(x)) is inf at 0 (norms of zero "
             "vectors): use sqrt(x + eps)",
     "div": "a division by zero: a norm or a count that is 0, or a derivative that divides (log's 1/x, "
@@ -80,23 +82,46 @@ _OVERFLOW = ("values grew past the dtype's range (f32 holds up to 3.4e38): a div
              "clip, or use f64 to see how far it goes")
 
 
-class _Found(Exception):
-    def __init__(self, e, ins, outs, loops):
-        super().__init__()
-        self.e, self.ins, self.outs, self.loops = e, ins, outs, loops
-
-
 class _Watch:
-    """The first equation with finite float inputs and a non-finite output."""
+    """Where each non-finite value came from: the first equation that made a NaN
+    or inf from finite inputs (an *origin*), passed on to every value computed
+    from it. Values are followed by identity (the interpreter hands the same
+    arrays from equation to equation and into loop bodies), so a NaN that a
+    `where` discards is never blamed for a NaN elsewhere."""
 
     def __init__(self):
         self.loops: list = []
+        self.origins: list = []          # (eqn, outs, loops), in the order they happened
+        self.taint: dict[int, tuple] = {}
+        self.keep: list = []             # the tainted arrays, alive so their ids stay theirs
+        self.marks: list[int] = []
+
+    def begin(self, e):
+        self.marks.append(len(self.origins))
 
     def eqn(self, e, ins, outs):
+        mark = self.marks.pop()
+        if not any(_bad(o) for o in outs):
+            return
+        fallback = self.origins[0] if self.origins else None
         if e.prim in ("scan", "call", "grad", "argmin", "cg_solve"):
-            return          # their bodies were watched equation by equation
-        if any(_bad(o) for o in outs) and not any(_bad(x) for x in ins):
-            raise _Found(e, ins, outs, list(self.loops))
+            # outputs its body computed keep their origin; new ones (stacked loop
+            # outputs) come from the first origin inside it
+            origin = self.origins[mark] if len(self.origins) > mark else fallback
+        else:
+            bad_ins = [x for x in ins if _bad(x)]
+            if not bad_ins:
+                origin = (e, outs, list(self.loops))
+                self.origins.append(origin)
+            else:
+                origin = next((self.taint[id(x)] for x in bad_ins if id(x) in self.taint), fallback)
+        for o in outs:
+            if _bad(o) and id(o) not in self.taint:
+                self.taint[id(o)] = origin
+                self.keep.append(o)
+
+    def origin_of(self, value):
+        return self.taint.get(id(value)) or (self.origins[0] if self.origins else None)
 
 
 def _task_args(kernel, args, j):
@@ -141,20 +166,23 @@ def check_outputs(kernel, args: list, outs) -> None:
             raise NonFiniteError(f"{head}: its input '{v.name}' is already {_what(a)}", **common,
                                  hint="check the data (or the parameters) passed in")
     from metacc.ir.interp import evaluate, watching
+    watch = _Watch()
     try:
-        with watching(_Watch()), np.errstate(all="ignore"):
-            evaluate(ir, task_args)
-    except _Found as f:
-        e = f.e
-        loop = "".join(f", in iteration {k} of the loop at {s.span.where() if s.span else '?'}"
-                       for s, k in f.loops)
-        outs_text = ", ".join(f"'{v.name}' is {_what(o)}" for v, o in zip(e.outs, f.outs) if _bad(o))
-        where = e.span.where() if e.span else None
-        raise NonFiniteError(f"{head}; the first non-finite value is made by `{e.prim}`"
-                             + (f" at {where}" if where else "") + f"{loop}: {outs_text}, from finite inputs",
-                             e.span, prim=e.prim, where=where, hint=_CAUSES.get(e.prim, _OVERFLOW), **common)
+        with watching(watch), np.errstate(all="ignore"):
+            ref = evaluate(ir, task_args)
     except MetaccError:
-        pass
-    raise NonFiniteError(f"{head}; the reference interpreter computes this task without any non-finite "
-                         "value, so the compiled kernel and the interpreter disagree here", **common,
-                         hint="please report this with the program and its inputs")
+        ref = None
+    bad_ref = [i for i, x in enumerate(ref or []) if _bad(x)]
+    found = watch.origin_of(ref[bad_ref[0]]) if bad_ref else None
+    if found is None:
+        raise NonFiniteError(f"{head}; the reference interpreter computes this task without a non-finite "
+                             "result, so the compiled kernel and the interpreter disagree here", **common,
+                             hint="please report this with the program and its inputs")
+    e, vals, loops = found
+    loop = "".join(f", in iteration {k} of the loop at {s.span.where() if s.span else '?'}" for s, k in loops)
+    outs_text = ", ".join(f"'{v.name}' is {_what(o)}" for v, o in zip(e.outs, vals) if _bad(o))
+    where = e.span.where() if e.span else None
+    raise NonFiniteError(f"{head}; it goes back to `{e.prim}`" + (f" at {where}" if where else "")
+                         + f"{loop}, the first equation on its path to make a non-finite value from "
+                         f"finite inputs: {outs_text}",
+                         e.span, prim=e.prim, where=where, hint=_CAUSES.get(e.prim, _OVERFLOW), **common)

@@ -156,7 +156,8 @@ _watch: contextvars.ContextVar = contextvars.ContextVar("metacc_interp_watch", d
 
 
 def watching(watch):
-    """Context manager: call watch.eqn(e, ins, outs) after each equation, and keep
+    """Context manager: call watch.begin(e) before and watch.eqn(e, ins, outs)
+    after each equation (sub-functions' equations come in between), and keep
     watch.loops, a list of (scan eqn, iteration), current while a scan body runs."""
     return _Watching(watch)
 
@@ -186,6 +187,8 @@ def _evaluate(fn: Func, args, dims: dict[str, int] | None = None) -> list[np.nda
 
     for e in fn.eqns:
         ins = [read(a) for a in e.ins]
+        if watch is not None:
+            watch.begin(e)
         outs = _eval_eqn(e, ins, dims)
         for v, val in zip(e.outs, outs):
             val = np.asarray(val)

@@ -140,6 +140,10 @@ def test_p1_interpreter_agrees_on_the_nan_task(p1):
         per_task.append(evaluate(ir, leaves + task + [np.float32(0.01)]))
     assert all(_finite(o) for j, o in enumerate(per_task) if j != 1)
     assert np.isnan(per_task[1][0]) and all(np.isnan(d).all() for d in per_task[1][1:])
+    # alpha = 5: the inner loop diverges, value and every gradient entry non-finite
+    task = [_tasks()[s][f][0] for s in ("support", "query") for f in ("x", "y")]
+    value, *grads = evaluate(ir, leaves + task + [np.float32(5.0)])
+    assert not np.isfinite(value) and all(not np.isfinite(d).any() for d in grads)
 
 
 def test_check_finite_names_the_first_bad_equation(tmp_path, p1_checked):
@@ -159,6 +163,21 @@ def test_check_finite_names_the_first_bad_equation(tmp_path, p1_checked):
     text = str(e)
     assert "task 2 of the batch of 3" in text and "return mean(log(h * h))" in text and "-inf" in text
     assert "log(x + eps)" in text
+
+
+def test_check_finite_blames_the_path_to_the_result_not_a_discarded_nan(tmp_path):
+    # log(x) is NaN / -inf where x <= 0, but `where` discards those: the NaN of the
+    # result comes from sqrt of a negative number two lines later
+    src = tmp_path / "where.meta"
+    src.write_text("fn f(x: f32[n], s: f32) -> f32 {\n    l = where(x > 0.0, log(x), 0.0)\n"
+                   "    r = sqrt(s - 2.0)\n    return mean(l) + r\n}\n")
+    mod = metacc.compile(src, check_finite=True)
+    x = np.array([-1.0, 0.0, 2.0], np.float32)
+    assert np.isfinite(mod.f(x, np.float32(3.0)))
+    with pytest.raises(NonFiniteError) as err:
+        mod.f(x, np.float32(1.0))
+    assert err.value.prim == "sqrt" and err.value.where == f"{src}:3:9" and err.value.task is None
+    assert "r = sqrt(s - 2.0)" in str(err.value)
 
 
 def test_check_finite_on_p1(p1_checked):
