@@ -104,14 +104,17 @@ def walkthrough_sentence(w: dict) -> str:
             f"lr = {w['lr']:.4f} and clip = {w['clip']:.2f}")
 
 
-def run_driver(name: str, argv=()) -> list[str]:
-    """A driver's main() with its defaults (or argv); its printed lines."""
+def run_driver(name: str, argv=(), returned: list | None = None) -> list[str]:
+    """A driver's main() with its defaults (or argv); its printed lines (what main returned
+    is appended to `returned` when given)."""
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        mod.main(list(argv))
+        result = mod.main(list(argv))
+    if returned is not None:
+        returned.append(result)
     return out.getvalue().splitlines()
 
 
@@ -180,9 +183,10 @@ def main(argv=None) -> int:
                 note(problems, name, verdict, detail, published[name])
         if args.demo:
             t = time.perf_counter()
+            table: list = []
             with tempfile.TemporaryDirectory() as d:
-                lines = run_driver("sinusoid_demo", ["--out", d, "--no-progress"])
-            results["sinusoid_demo"] = lines
+                lines = run_driver("sinusoid_demo", ["--out", d, "--no-progress"], table)
+            results["sinusoid_demo"] = {"printed": lines, "results": table[0]}
             print(f"sinusoid_demo ({time.perf_counter() - t:.0f} s):\n    " + "\n    ".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")

@@ -1,6 +1,10 @@
 """Meta-train MAML whose inner optimizer is Adam (inner_adam.meta), differentiated to second order.
 
-    python examples/inner_adam.py --iterations 500
+    python examples/inner_adam.py --iterations 2000
+
+The inner Adam steps by 0.003: each of its steps moves every weight by about
+its rate, and with 0.01 the meta-loss was still 3.47 after 2,000 iterations
+(2.16 with 0.003; predicting 0 everywhere scores ~4.15).
 """
 import argparse
 from pathlib import Path
@@ -17,10 +21,10 @@ PROGRAM = Path(__file__).with_name("inner_adam.meta")
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iterations", type=int, default=500)
+    ap.add_argument("--iterations", type=int, default=2000)
     ap.add_argument("--meta-batch", type=int, default=25)
     ap.add_argument("--inner-steps", type=int, default=5)
-    ap.add_argument("--inner-lr", type=float, default=0.01)
+    ap.add_argument("--inner-lr", type=float, default=0.003)
     ap.add_argument("--dtype", choices=("f32", "f64"), default="f32")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
