@@ -106,6 +106,8 @@ class Kernel:
                 raise MetaccError(m.group(1), hint="add a ridge term (lam * eye(n)) to keep the "
                                   "system well-posed") from None
             raise
+        except MemoryError:
+            raise               # the call's own problem, not the cached entry's: keep the entry
         except Exception as err:  # noqa: BLE001
             if self._fresh or self._proven or self._entry is None:
                 raise
@@ -133,7 +135,8 @@ def kernel_source(fn: Func, batched: tuple[bool, ...] | None) -> str:
         src = _lower()(fn, list(batched) + [False] * (len(fn.ins) - len(batched)),
                        ["mean"] * n_user + ["stack"] * len(descs)).source
     if descs:
-        src += ("\n# solver convergence figures: the last len(DIAGNOSTICS) outputs (metacc.diagnostics)\n"
+        src += ("\n# solver convergence and label-range figures: the last len(DIAGNOSTICS) outputs "
+                "(metacc.diagnostics)\n"
                 f"DIAGNOSTICS = {descs!r}\n")
     return src
 
