@@ -39,7 +39,9 @@ def _rebuild(fn: Func) -> tuple[Builder, list]:
     return b, list(fn.outs)
 
 
-def _poisoned(b: Builder, outs: list, primal, targets) -> Func | None:
+def _poisoned(b: Builder, outs: list, primal, targets) -> list | None:
+    """outs with each derivative in `targets` made non-finite where the primal
+    outputs are not (None: no float primal output, nothing to do)."""
     flag = _flag(b, [outs[i] for i in primal])
     if flag is None:
         return None
