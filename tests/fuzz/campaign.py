@@ -169,6 +169,8 @@ class Worker:
                 self.kill()
         self.log.close()
         Path(self.dump_path).unlink(missing_ok=True)
+        if Path(self.log.name).stat().st_size == 0:
+            Path(self.log.name).unlink()              # keep only logs with something in them
 
 
 @dataclass
