@@ -169,6 +169,8 @@ class Worker:
                 self.kill()
         self.log.close()
         Path(self.dump_path).unlink(missing_ok=True)
+        if Path(self.log.name).stat().st_size == 0:
+            Path(self.log.name).unlink()              # keep only logs with something in them
 
 
 @dataclass
@@ -182,6 +184,7 @@ class Report:
     seconds: float = 0.0
     slowest: list = field(default_factory=list)         # (seconds, id)
     crashes: list = field(default_factory=list)         # (class, Case, result)
+    interrupted: bool = False
 
     def add(self, c: Case, res: dict) -> None:
         self.count += 1
@@ -189,8 +192,8 @@ class Report:
         self.outcomes[out] = self.outcomes.get(out, 0) + 1
         g = self.by_generator.setdefault(c.generator, {})
         g[out] = g.get(out, 0) + 1
-        if c.kernels and out != "crash":
-            self.kernel_cases += 1
+        if c.kernels and out == "ok" and res.get("kernels_built"):
+            self.kernel_cases += 1          # accepted, and every kernel kind built
         self.kernels_built += res.get("kernels_built", 0)
         if res.get("seconds") is not None:
             self.slowest = sorted(self.slowest + [(res["seconds"], c.id)], reverse=True)[:5]
@@ -204,8 +207,8 @@ class Report:
         return {k: v for k, v in self.classes.items() if k not in FRONT}
 
     def summary(self) -> dict:
-        return {"count": self.count, "outcomes": self.outcomes, "by_generator": self.by_generator,
-                "kernel_cases_passed": self.kernel_cases, "kernels_built": self.kernels_built,
+        return {"count": self.count, "interrupted": self.interrupted, "outcomes": self.outcomes, "by_generator": self.by_generator,
+                "programs_with_all_kernels_built": self.kernel_cases, "kernels_built": self.kernels_built,
                 "seconds": round(self.seconds, 1), "slowest": [f"{s:.2f}s {i}" for s, i in self.slowest],
                 "classes": {k: {"n": len(v), "cases": v[:20], "owner": "front" if k in FRONT else "fuzz"}
                             for k, v in sorted(self.classes.items())}}
@@ -232,7 +235,16 @@ def run_campaign(count: int, seed: int = 0, *, start: int = 0, jobs: int = 1, ti
     todo = iter(cases if cases is not None else (case(seed, i, kernel_rate) for i in range(start, start + count)))
     workers: list[Worker] = []
     try:
-        workers = [Worker(timeout, mem_mb, logdir) for _ in range(max(1, jobs))]
+        return _loop(report, workers, todo, jobs, timeout, mem_mb, logdir, findings, recycle, progress, t0)
+    except KeyboardInterrupt:
+        report.interrupted = True           # SIGINT/SIGTERM: stop, and report what ran
+        report.seconds = time.monotonic() - t0
+        return report
+
+
+def _loop(report, workers, todo, jobs, timeout, mem_mb, logdir, findings, recycle, progress, t0) -> Report:
+    try:
+        workers += [Worker(timeout, mem_mb, logdir) for _ in range(max(1, jobs))]
         idle = list(workers)
         busy: list[Worker] = []
         exhausted = False

