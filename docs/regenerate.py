@@ -107,6 +107,8 @@ def walkthrough_sentence(w: dict) -> str:
 def run_driver(name: str, argv=(), returned: list | None = None) -> list[str]:
     """A driver's main() with its defaults (or argv); its printed lines (what main returned
     is appended to `returned` when given)."""
+    if str(EXAMPLES) not in sys.path:   # as `python examples/NAME.py` does: they import examples/driver.py
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

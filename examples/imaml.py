@@ -14,50 +14,43 @@ amplitude makes the support MSE stiffer than the solver's step allows
 (lr = 0.02, curvature below 2 / lr), the solve then stops short, and a
 metacc.ConvergenceWarning says so (see imaml.meta).
 """
-import argparse
 from pathlib import Path
-
-import numpy as np
 
 import metacc
 from metacc.runtime.optim import Adam
 from metacc.runtime.progress import log_compiles
 from metacc.runtime.tasks import SinusoidFamily
-from metacc.runtime.train import train
+
+from driver import flags, held_out_sinusoids, meta_train, report, zero_mse   # examples/driver.py
 
 PROGRAM = Path(__file__).with_name("imaml.meta")
 FAMILY = SinusoidFamily(amplitude=(0.1, 1.0))
 
 
+def small_sinusoids(rng, n_tasks, dtype):
+    """10-shot tasks of FAMILY (amplitudes in [0.1, 1])."""
+    return FAMILY.sample(rng, n_tasks, k=10, dtype=dtype)
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iterations", type=int, default=100)
-    ap.add_argument("--meta-batch", type=int, default=5)
+    ap = flags(__doc__, iterations=100, meta_batch=5)
     ap.add_argument("--lam", type=float, default=1.0, help="strength of the proximal term")
     ap.add_argument("--eval-tasks", type=int, default=100)
-    ap.add_argument("--dtype", choices=("f32", "f64"), default="f32")
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-
     mod = metacc.compile(PROGRAM, dtype=args.dtype)
-    rng = np.random.default_rng(args.seed)
     theta0 = mod.Net.init(seed=args.seed)
     step = lambda p, t: mod.imaml.value_and_grad(p, t, lam=args.lam)  # noqa: E731
-    theta, log = train(step, theta0, Adam(1e-2),
-                       lambda: FAMILY.sample(rng, args.meta_batch, k=10, dtype=args.dtype), args.iterations)
-    print(f"meta-loss: first 10 iterations {np.mean(log.losses[:10]):.4f}, "
-          f"last 10 {np.mean(log.losses[-10:]):.4f} ({log.seconds:.1f} s)")
+    theta, log = meta_train(args, step, theta0, Adam(1e-2), small_sinusoids)
+    report(log, digits=4)
 
-    # held-out tasks from their own generator; one compiled call solves and scores them all
-    held_out = FAMILY.sample(np.random.default_rng([args.seed, 2019]), args.eval_tasks, k=10, q=100,
-                             dtype=args.dtype)
+    # one compiled call solves and scores all the held-out tasks
+    held_out = held_out_sinusoids(FAMILY, args.seed, 2019, args.eval_tasks, args.dtype)
     with log_compiles():
         before = float(mod.imaml(theta0, held_out, lam=args.lam))
         after = float(mod.imaml(theta, held_out, lam=args.lam))
-    zero = float(np.mean(np.asarray(held_out["query"]["y"], np.float64) ** 2))
     print(f"held-out query MSE after the proximal solve ({args.eval_tasks} tasks, 10 shots): "
           f"from the initial theta {before:.4f}, from the meta-trained theta {after:.4f} "
-          f"(predicting 0: {zero:.4f})")
+          f"(predicting 0: {zero_mse(held_out):.4f})")
     return theta, log
 
 

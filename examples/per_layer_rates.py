@@ -8,15 +8,12 @@ weights step by 1e-3, the rates by 1e-5. One Adam step of 1e-3 moves a rate
 of 0.003 by a third, and a few such steps take the inner loop past the
 step size it can take (the meta-loss went to inf within 1,200 iterations).
 """
-import argparse
 from pathlib import Path
-
-import numpy as np
 
 import metacc
 from metacc.runtime.optim import Adam
-from metacc.runtime.tasks import sinusoid_tasks
-from metacc.runtime.train import train
+
+from driver import flags, meta_train, report     # examples/driver.py: what every driver shares
 
 PROGRAM = Path(__file__).with_name("per_layer_rates.meta")
 
@@ -36,22 +33,12 @@ class PerGroup:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iterations", type=int, default=2000)
-    ap.add_argument("--meta-batch", type=int, default=25)
-    ap.add_argument("--inner-steps", type=int, default=5)
-    ap.add_argument("--dtype", choices=("f32", "f64"), default="f32")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-
+    args = flags(__doc__, iterations=2000, inner_steps=5).parse_args(argv)
     mod = metacc.compile(PROGRAM, dtype=args.dtype)
-    rng = np.random.default_rng(args.seed)
     params = (mod.Net.init(seed=args.seed), mod.Rates.init())
     step = lambda p, t: mod.per_layer.value_and_grad(p[0], p[1], t, K=args.inner_steps)  # noqa: E731
-    params, log = train(step, params, PerGroup(Adam(1e-3), Adam(1e-5)),
-                        lambda: sinusoid_tasks(rng, args.meta_batch, k=10, dtype=args.dtype), args.iterations)
-    print(f"meta-loss: first 10 iterations {np.mean(log.losses[:10]):.3f}, "
-          f"last 10 {np.mean(log.losses[-10:]):.3f} ({log.seconds:.1f} s)")
+    params, log = meta_train(args, step, params, PerGroup(Adam(1e-3), Adam(1e-5)))
+    report(log)
     print("learned rates: " + ", ".join(f"{k} {float(v):.4f}" for k, v in params[1].items()))
     return params, log
 

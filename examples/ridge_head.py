@@ -10,7 +10,6 @@ the ridge strength lam) through the head's linear solve learns to look past
 it. The figure: query accuracy on held-out tasks with the initial and the
 meta-trained embedding (chance is 20%).
 """
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,8 @@ import numpy as np
 import metacc
 from metacc.runtime.optim import Adam
 from metacc.runtime.progress import log_compiles
-from metacc.runtime.train import train
+
+from driver import flags, meta_train, report     # examples/driver.py: what every driver shares
 
 PROGRAM = Path(__file__).with_name("ridge_head.meta")
 WAYS, SHOTS, QUERIES = 5, 5, 15
@@ -49,21 +49,13 @@ def accuracy(mod, phi, tasks):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iterations", type=int, default=2000)
-    ap.add_argument("--meta-batch", type=int, default=4)
+    ap = flags(__doc__, iterations=2000, meta_batch=4)
     ap.add_argument("--eval-tasks", type=int, default=200)
-    ap.add_argument("--dtype", choices=("f32", "f64"), default="f32")
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-
     mod = metacc.compile(PROGRAM, dtype=args.dtype)
-    rng = np.random.default_rng(args.seed)
     phi0 = mod.Embedding.init(seed=args.seed)
-    phi, log = train(lambda p, t: mod.r2d2.value_and_grad(p, t), phi0, Adam(1e-3),
-                     lambda: few_shot_tasks(rng, args.meta_batch, args.dtype), args.iterations)
-    print(f"meta-loss (query cross-entropy): first 10 iterations {np.mean(log.losses[:10]):.3f}, "
-          f"last 10 {np.mean(log.losses[-10:]):.3f} ({log.seconds:.1f} s); learned lam {float(phi['lam']):.3f}")
+    phi, log = meta_train(args, lambda p, t: mod.r2d2.value_and_grad(p, t), phi0, Adam(1e-3), few_shot_tasks)
+    report(log, "meta-loss (query cross-entropy)", then=f"; learned lam {float(phi['lam']):.3f}")
 
     held_out = few_shot_tasks(np.random.default_rng([args.seed, 2019]), args.eval_tasks, args.dtype)
     with log_compiles():

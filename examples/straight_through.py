@@ -11,7 +11,6 @@ perceptron rule). Targets come from a hidden teacher, t = step(x w*); each
 the mean over the batches, i.e. mistakes per batch. The figure: the error
 rate on held-out points before and after training.
 """
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,8 @@ import numpy as np
 import metacc
 from metacc.runtime.optim import Adam
 from metacc.runtime.progress import log_compiles
-from metacc.runtime.train import train
+
+from driver import flags, meta_train, report     # examples/driver.py: what every driver shares
 
 PROGRAM = Path(__file__).with_name("straight_through.meta")
 POINTS = 32
@@ -34,22 +34,15 @@ def batches(rng, teacher, n_batches, dtype="f32"):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iterations", type=int, default=300)
-    ap.add_argument("--meta-batch", type=int, default=8, help="batches of 32 points per step")
+    ap = flags(__doc__, iterations=300, meta_batch=8, batch_of=f"batches of {POINTS} points")
     ap.add_argument("--eval-batches", type=int, default=100)
-    ap.add_argument("--dtype", choices=("f32", "f64"), default="f32")
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-
     mod = metacc.compile(PROGRAM, dtype=args.dtype)
-    rng = np.random.default_rng(args.seed)
     teacher = np.random.default_rng([args.seed, 7]).normal(size=(8, 1))
     w0 = mod.Weights.init(seed=args.seed)
-    w, log = train(lambda p, b: mod.ste.value_and_grad(p, b), w0, Adam(1e-2),
-                   lambda: batches(rng, teacher, args.meta_batch, args.dtype), args.iterations)
-    print(f"mistakes per batch of {POINTS}: first 10 iterations {np.mean(log.losses[:10]):.3f}, "
-          f"last 10 {np.mean(log.losses[-10:]):.3f} ({log.seconds:.1f} s)")
+    w, log = meta_train(args, lambda p, b: mod.ste.value_and_grad(p, b), w0, Adam(1e-2),
+                        lambda rng, n_batches, dtype: batches(rng, teacher, n_batches, dtype))
+    report(log, f"mistakes per batch of {POINTS}")
 
     held_out = batches(np.random.default_rng([args.seed, 2019]), teacher, args.eval_batches, args.dtype)
     with log_compiles():

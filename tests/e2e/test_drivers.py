@@ -6,6 +6,7 @@ here they load from the disk cache instead of compiling again.
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +23,9 @@ FIGURE = {"anil": "held-out query MSE", "imaml": "held-out query MSE after the p
 
 
 def load_driver(name):
+    # as `python examples/NAME.py` does: the drivers import examples/driver.py as `driver`
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
