@@ -40,7 +40,7 @@ def main(argv=None):
     mod = metacc.compile(PROGRAM, dtype=args.dtype)
     theta0 = mod.Net.init(seed=args.seed)
     step = lambda p, t: mod.imaml.value_and_grad(p, t, lam=args.lam)  # noqa: E731
-    theta, log = meta_train(args, step, theta0, Adam(1e-2), small_sinusoids)
+    theta, log = meta_train(args, step, theta0, Adam(1e-3), small_sinusoids)
     report(log, digits=4)
 
     # one compiled call solves and scores all the held-out tasks

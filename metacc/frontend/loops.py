@@ -84,6 +84,17 @@ def _annotations(ctx: Ctx, node: A.Repeat, k: int) -> Plan:
                 raise MetaccError(f"@checkpoint(snapshots=1) cannot checkpoint a loop of {k} steps", kw.span,
                                   hint="snapshots=s splits the loop into s stored segments per level, so it "
                                        "needs s >= 2 (e.g. snapshots=2); every=c stores one state every c steps")
+            if kw.name == "snapshots":
+                levels = snapshot_levels(k, n)
+                if levels > MAX_CHECKPOINT_LEVELS:
+                    # each level is one more loop nested in the generated code and one more
+                    # recomputation sweep in every derivative of it (Python itself refuses
+                    # more than 20 nested blocks)
+                    fewer = next(s for s in range(n + 1, k + 1) if snapshot_levels(k, s) <= MAX_CHECKPOINT_LEVELS)
+                    raise MetaccError(f"@checkpoint(snapshots={n}) over {k} steps nests {levels} levels of "
+                                      f"recomputation; at most {MAX_CHECKPOINT_LEVELS} are compiled", kw.span,
+                                      hint=f"use snapshots={fewer} or more, or every=c (one stored state every c "
+                                           "steps, one level)")
             checkpoint = {kw.name: n}
     if first_order and truncate is not None:
         raise MetaccError("@first_order and @truncate together", seen["truncate"],
@@ -91,6 +102,23 @@ def _annotations(ctx: Ctx, node: A.Repeat, k: int) -> Plan:
                           hint="@first_order already treats every step first-order; @truncate(T) differentiates "
                                "the last T steps. Keep one of them")
     return Plan(first_order, truncate, checkpoint)
+
+
+# How many nested recomputation levels a snapshots=s schedule may make (metacc.ad.loops.segment
+# splits a loop of K steps into s segments and recurses while a segment is longer than s):
+# 10 levels cover K = 2^12 steps with s = 2 and K = 4^12 with s = 4.
+MAX_CHECKPOINT_LEVELS = 10
+
+
+def snapshot_levels(k: int, s: int) -> int:
+    """The nesting depth of the segment loops metacc.ad.loops.segment builds for K steps."""
+    levels, length = 0, k
+    while s > 1:
+        seg = -(-length // s)
+        if seg <= s or seg >= length:
+            break
+        levels, length = levels + 1, seg
+    return levels
 
 
 def _segments(k: int, plan: Plan) -> list[Segment]:

@@ -464,3 +464,16 @@ def test_excerpts_of_very_long_lines_are_a_window_around_the_column():
     text, caret = err.span.excerpt().splitlines()
     assert len(text) < 140 and text.strip().startswith("...") and text.endswith("...")
     assert text[caret.index("^"):caret.index("^") + 2] == "zz" and caret.count("^") == 2
+
+
+def test_checkpoint_snapshot_schedules_nest_a_bounded_number_of_levels():
+    # fuzz case s0-10713: snapshots=2 over 2^31 - 1 steps nests 29 recomputation loops
+    # (seconds of transforms per check on an idle machine, more than a 20-block Python function)
+    from metacc.frontend.loops import MAX_CHECKPOINT_LEVELS, snapshot_levels
+    err = error_of(_ckpt(2 ** 31 - 1, "@checkpoint(snapshots=2)"))
+    assert "29 levels" in err.message and (err.line, err.col) == (4, 35)
+    assert "snapshots=6" in err.hint and "every=" in err.hint
+    assert snapshot_levels(2 ** 31 - 1, 6) <= MAX_CHECKPOINT_LEVELS < snapshot_levels(2 ** 31 - 1, 5)
+    assert snapshot_levels(4096, 2) == MAX_CHECKPOINT_LEVELS       # the deepest accepted with 2
+    load_source(_ckpt(4096, "@checkpoint(snapshots=2)"))
+    load_source(_ckpt(2 ** 31 - 1, "@checkpoint(every=1000)"))     # one level whatever K
