@@ -350,7 +350,9 @@ class KernelWriter:
         looped = [a for a, d in enumerate(g.domain) if d != 1]
         wide: dict[Eqn, str] = {}
         rows: dict[Eqn, tuple[int, str]] = {}     # sink -> (loops outside its sum, accumulator)
-        for s in g.sinks:
+        # in program order: g.sinks is a set of identity-hashed equations, whose order
+        # would change with memory addresses from one run to the next
+        for s in [m for m in g.members if m in g.sinks]:
             v = s.outs[0]
             init = lit(0, v.type.dtype) if s.prim != "reduce_max" else lit(float("-inf"), v.type.dtype)
             if v.type.rank == 0 and s.prim != "reduce_max" and v.type.dtype == "f32":
