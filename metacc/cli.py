@@ -12,10 +12,10 @@
 Both tables are open for extension: COMMANDS maps a subcommand to its help,
 its options and its action; SHOW_STAGES maps a `show --stage` name to a
 function of a `ShowRequest` returning text, and any other stage name is a pass
-of the kernel's pipeline (metacc.pipeline), printed after it runs. Stages
-may add options to `show` in `_show_options` (the request carries every
-parsed option). Any
-MetaccError is printed to stderr and exits with 1, without a traceback.
+of the kernel's pipeline (metacc.pipeline), printed after it runs. Stages may
+add options to `show` in `_show_options` (the request carries every parsed
+option). Any MetaccError is printed to stderr and exits with 1, without a
+traceback.
 """
 from __future__ import annotations
 

@@ -262,5 +262,6 @@ def describe() -> str:
             note = f"  [alias: {alias[n]}]" if n in alias else ""
             out.append(f"  {n:<{width}}{find(PIPELINES[kinds[0]], n).doc}{note}")
     out.append("\n`metacc show FILE --kernel KIND --stage NAME` prints the program after any of them;\n"
-               "inside simplify and simplify2, after a pass's first round.")
+               "inside simplify and simplify2, after a pass's first round. Without --kernel: the forward\n"
+               "kernel's, except that `ir` is the function's own IR (before any transform); `ast` is its syntax tree.")
     return "\n".join(out)

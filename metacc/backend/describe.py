@@ -5,6 +5,8 @@ the IR's own display names, so the two read side by side.
 """
 from __future__ import annotations
 
+import textwrap
+
 from metacc.backend.fusion import FusionPlan
 from metacc.backend.plan import BodyPlan, Slots
 from metacc.ir.core import Func
@@ -13,17 +15,23 @@ from metacc.ir.printer import Names, format_func
 _STORAGE = ("slot", "dest", "local", "alias", "absorbed", "scalar")
 
 
+def _listed(indent: str, label: str, items) -> str:
+    """`label: a, b, c` wrapped at 100 columns, continued under the first item."""
+    return textwrap.fill(f"{indent}{label}: {', '.join(items) or '(nothing)'}", 100,
+                         subsequent_indent=indent + "    ", break_on_hyphens=False)
+
+
 def format_fusion(fn: Func, fusion: FusionPlan) -> str:
     names = Names()
     lines = [format_func(fn, names), "", f"fusion: {len(fusion.groups)} loop nest(s) in {fn.name} "
              "(scan bodies are grouped when their buffers are planned)"]
     for i, g in enumerate(fusion.groups, 1):
-        members = ", ".join(names.name(e.outs[0]) + (" (sink)" if e in g.sinks else "") for e in g.members)
-        lines.append(f"  nest {i} over [{', '.join(map(str, g.domain))}]: {members}")
+        members = [names.name(e.outs[0]) + (" (sink)" if e in g.sinks else "") for e in g.members]
+        lines.append(_listed("  ", f"nest {i} over [{', '.join(map(str, g.domain))}]", members))
     for e, (src, _) in fusion.absorbed.items():
         lines.append(f"  {names.name(e.outs[0])} = transpose({names.name(src)}): read in place by its matmuls")
     stored = sorted(names.name(v) for v in fusion.materialized)
-    lines.append(f"  stored to memory: {', '.join(stored) or '(nothing)'}")
+    lines.append(_listed("  ", "stored to memory", stored))
     return "\n".join(lines)
 
 
@@ -35,7 +43,7 @@ def format_plan(plan: BodyPlan, slots: Slots) -> str:
     for s in slots.items:
         by_dtype.setdefault(s.type.dtype, []).append(f"{s.name}: {s.type}")
     for dt, items in sorted(by_dtype.items()):
-        lines.append(f"  workspace {dt}: {len(items)} buffer(s): {', '.join(items)}")
+        lines.append(_listed("  ", f"workspace {dt}: {len(items)} buffer(s)", items))
     return "\n".join(lines)
 
 
@@ -45,8 +53,8 @@ def _storage_lines(plan: BodyPlan, names: Names, lines: list[str], indent: str) 
         kinds.setdefault(kind, []).append(names.name(v))
     for kind in _STORAGE:
         if kind in kinds:
-            lines.append(f"{indent}{kind}: {', '.join(kinds[kind])}")
+            lines.append(_listed(indent, kind, kinds[kind]))
     for e, sp in plan.scans.items():
-        modes = ", ".join(f"{names.name(c)} {m}" for c, m in zip(e.outs, sp.modes))
-        lines.append(f"{indent}scan -> {names.name(e.outs[0])}: carries {modes}")
+        modes = [f"{names.name(c)} {m}" for c, m in zip(e.outs, sp.modes)]
+        lines.append(_listed(indent, f"scan -> {names.name(e.outs[0])}: carries", modes))
         _storage_lines(sp.body, names, lines, indent + "  ")
