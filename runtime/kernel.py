@@ -74,6 +74,15 @@ class Kernel:
             src += f"\n# disconnected differentiated inputs (metacc.DisconnectedWarning)\nWARNINGS = {list(notes)!r}\n"
         return src
 
+    def show(self, stage: str = "numba") -> str:
+        """The kernel after a stage: 'numba' its module, 'ir' and 'simplified' its IR, or
+        the program after any pass of its pipeline (an unknown name says which exist)."""
+        if stage in ("numba", "lower"):
+            return self.source()
+        if stage in ("ir", "simplified"):
+            return str(self.ir(stage))
+        return _pipeline().show_stage(self.base, self._kind, self._wrt, self.batched, stage)
+
     def module(self):
         if self._mod is None:
             key, parts = entry_key(self.source_key, self.label, self.dtype)

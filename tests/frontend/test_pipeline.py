@@ -140,3 +140,13 @@ def test_poison_is_a_stage_of_derivative_kernels_only(capsys):
     _, err = capsys.readouterr()
     assert "the forward kernel has no stage 'poison'" in err and "--kernel grad" in err
     assert "p.w1_bar" in _show(capsys, P1, "--fn", "mse", "--kernel", "grad", "--stage", "poison")
+
+
+def test_module_source_takes_any_stage_name(tmp_path):
+    import metacc
+    mod = metacc.compile(P1, cache_dir=tmp_path)
+    assert "loop nest" in mod.mse.source("grad", stage="fusion")
+    assert mod.mse.source("grad", stage="simplify2") == mod.mse.source("grad", stage="simplified")
+    with pytest.raises(MetaccError, match="unknown stage 'plna'") as info:
+        mod.mse.source("grad", stage="plna")
+    assert "plan" in str(info.value.hint)
