@@ -181,14 +181,16 @@ def _solver_notes(program) -> list[str]:
 
 
 def _cmd_show(args) -> int:
-    from metacc.pipeline import describe, resolve
+    # metacc.pipeline brings in the back end (and Numba): imported only where a kernel is shown
     if args.stages:
+        from metacc.pipeline import describe
         print(describe())
         return 0
     if args.file is None:
         raise MetaccError("metacc show needs a .meta file", hint="metacc show FILE --stage NAME, "
                           "or metacc show --stages for the stage names")
     if args.stage not in SHOW_STAGES:
+        from metacc.pipeline import resolve
         resolve(args.kernel or "forward", args.stage)        # an unknown name fails here, before loading
     args.const = dict(args.const or [])
     req = ShowRequest(args.file, args.fn, args)

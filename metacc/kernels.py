@@ -1,15 +1,21 @@
-"""Kernel kinds and their differentiated arguments.
+"""Kernel kinds, and which arguments a kernel differentiates.
 
-The kinds (forward, grad, meta_grad, vjp, jvp, hvp) and the passes that build
-each kernel live in metacc.pipeline; `kernel_ir(fn, kind, wrt, stage)` (the
-IR after a stage: 'ir' straight from the transform, 'simplified' what backends
-compile, or any pass name) is re-exported here for the callers that ask for
-a kernel by kind. This module adds which arguments a kernel differentiates.
+    forward    the function itself (grad/argmin expanded)
+    grad       value and gradient w.r.t. the differentiated arguments
+    meta_grad  the same, for a `meta` program (meta-loss and meta-gradient)
+    vjp        outputs and cotangents of the inputs, given output cotangents
+    jvp        outputs and tangents of the outputs, given input tangents
+    hvp        gradient and Hessian-vector product (forward-over-reverse)
+
+The passes that build each kind, and `kernel_ir(fn, kind, wrt, stage)` (the IR
+after any stage), are in metacc.pipeline; this module stays light (no back
+end, no Numba), so `metacc check` starts fast.
 """
 from __future__ import annotations
 
 from metacc.errors import MetaccError
-from metacc.pipeline import KINDS, _cache, kernel_ir, kernel_notes  # noqa: F401
+
+KINDS = ("forward", "grad", "meta_grad", "vjp", "jvp", "hvp")
 
 
 def default_wrt(function) -> list[int]:

@@ -12,11 +12,7 @@ with the IR verifier after every pass that rewrites the IR.
     hoist        solver diagnostics and label checks become extra outputs
     inline, fusion, plan, lower    the back end (metacc.backend.module)
 
-Kernel kinds: forward (the function itself), grad (value and gradient w.r.t.
-the differentiated arguments), meta_grad (the same for a `meta` program), vjp
-(outputs and input cotangents, given output cotangents), jvp (outputs and
-output tangents, given input tangents), hvp (gradient and Hessian-vector
-product, forward-over-reverse).
+The kernel kinds are metacc.kernels.KINDS.
 
 `kernel_ir(fn, kind, wrt, stage)` is the IR after any IR stage (memoised),
 `kernel_source(fn, kind, wrt, batched)` the generated module, and
@@ -39,11 +35,11 @@ from metacc.errors import MetaccError
 from metacc.frontend.diagnostics import did_you_mean
 from metacc.ir.core import Func
 from metacc.ir.printer import format_func
+from metacc.kernels import KINDS
 from metacc.passes import PIPELINE as SIMPLIFICATION
 from metacc.passes.driver import Build, Fixpoint, Pass, find, ir_pass, run, stage_names
 from metacc.passes.lower_cg import lower_cg
 
-KINDS = ("forward", "grad", "meta_grad", "vjp", "jvp", "hvp")
 DERIVATIVES = KINDS[1:]
 
 

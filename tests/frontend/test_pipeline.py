@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+import metacc
 from metacc.cli import main
 from metacc.errors import InternalError, MetaccError
 from metacc.frontend import load
@@ -143,7 +144,6 @@ def test_poison_is_a_stage_of_derivative_kernels_only(capsys):
 
 
 def test_module_source_takes_any_stage_name(tmp_path):
-    import metacc
     mod = metacc.compile(P1, cache_dir=tmp_path)
     assert "loop nest" in mod.mse.source("grad", stage="fusion")
     assert mod.mse.source("grad", stage="simplify2") == mod.mse.source("grad", stage="simplified")
