@@ -20,7 +20,6 @@ The kernel kinds are metacc.kernels.KINDS.
 """
 from __future__ import annotations
 
-import sys
 import textwrap
 from dataclasses import replace
 
@@ -36,8 +35,8 @@ from metacc.frontend.diagnostics import did_you_mean
 from metacc.ir.core import Func
 from metacc.ir.printer import format_func
 from metacc.kernels import KINDS
-from metacc.passes import PIPELINE as SIMPLIFICATION
-from metacc.passes.driver import Build, Fixpoint, Pass, find, ir_pass, run, stage_names
+from metacc.passes import simplification
+from metacc.passes.driver import Build, Pass, find, ir_pass, run, stage_names
 from metacc.passes.lower_cg import lower_cg
 
 DERIVATIVES = KINDS[1:]
@@ -102,15 +101,6 @@ def _hoist(b: Build) -> Build:
     return replace(b, fn=fn, batched=batched, descs=tuple(descs), reduce=reduce)
 
 
-def _doc(pass_) -> str:
-    return (sys.modules[pass_.__module__].__doc__ or pass_.__name__).splitlines()[0].rstrip(".")
-
-
-def _simplify(suffix: str, doc: str) -> Fixpoint:
-    return Fixpoint("simplify" + suffix, tuple(ir_pass(name + suffix, p, _doc(p)) for name, p in SIMPLIFICATION),
-                    doc)
-
-
 _WHAT = {"forward": "the function itself, grad/argmin expanded (metacc.ad.expand)",
          "grad": "value and gradient (metacc.ad.grad_func)",
          "meta_grad": "meta-loss and meta-gradient (metacc.ad.grad_func)",
@@ -120,9 +110,9 @@ _WHAT = {"forward": "the function itself, grad/argmin expanded (metacc.ad.expand
 TRANSFORMS = {kind: Pass("transform", _transform, what) for kind, what in _WHAT.items()}
 POISON = Pass("poison", _poison, "derivatives made non-finite wherever the value is (metacc.ad.poison)")
 MIDDLE = (
-    _simplify("", "the simplification passes above, repeated until a round changes nothing (at most 3)"),
+    simplification("", "the simplification passes above, repeated until a round changes nothing (at most 3)"),
     ir_pass("lower_cg", lower_cg, "conjugate-gradient solves as loops of CG steps (metacc.passes.lower_cg)"),
-    _simplify("2", "the simplification passes again, after lower_cg: the `simplified` IR"),
+    simplification("2", "the simplification passes again, after lower_cg: the `simplified` IR"),
 )
 BACK = (
     ir_pass("expand", lambda fn: expand(fn) if needs_expand(fn) else fn,

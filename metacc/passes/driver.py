@@ -79,9 +79,11 @@ def find(steps, name: str) -> Pass | Fixpoint | None:
     return None
 
 
-def run(steps, build: Build, until: str | None = None, after: str | None = None) -> Build:
+def run(steps, build: Build, until: str | None = None, after: str | None = None,
+        outer_symbols: frozenset[str] = frozenset()) -> Build:
     """Run `steps` on build: all of them, or those after the top-level step `after`
-    (build is already there), up to and including `until`."""
+    (build is already there), up to and including `until`. outer_symbols: dims bound
+    by an enclosing function, for a sub-function (a loop body) run on its own."""
     names = [s.name for s in steps]
     if after is not None and after not in names:
         raise InternalError(f"pipeline: cannot resume after {after!r}: not a top-level step of {names}")
@@ -90,28 +92,28 @@ def run(steps, build: Build, until: str | None = None, after: str | None = None)
     todo = steps[names.index(after) + 1:] if after is not None else steps
     for step in todo:
         if isinstance(step, Fixpoint):
-            build = _fixpoint(step, build, until)
+            build = _fixpoint(step, build, until, outer_symbols)
             if until in stage_names([step]):
                 return build
         else:
-            build = _apply(step, build)
+            build = _apply(step, build, outer_symbols)
             if step.name == until:
                 return build
     return build
 
 
-def _apply(p: Pass, build: Build) -> Build:
+def _apply(p: Pass, build: Build, outer_symbols: frozenset[str]) -> Build:
     out = p.run(build)
     if p.rewrites_ir:
-        verify(out.fn, where=p.name)
+        verify(out.fn, where=p.name, outer_symbols=outer_symbols)
     return out
 
 
-def _fixpoint(group: Fixpoint, build: Build, until: str | None) -> Build:
+def _fixpoint(group: Fixpoint, build: Build, until: str | None, outer_symbols: frozenset[str]) -> Build:
     for round_ in range(group.rounds):
         before = build.fn
         for p in group.passes:
-            build = _apply(p, build)
+            build = _apply(p, build, outer_symbols)
             if round_ == 0 and p.name == until:
                 return build
         if build.fn is before:
