@@ -1,8 +1,9 @@
 """The `metacc` command line.
 
     metacc check FILE...                        check programs; one OK line per file
-    metacc show FILE [--fn NAME] [--kernel K] --stage ast|ir|simplified|numba
-                                                print a stage of the compilation
+    metacc show FILE [--fn NAME] [--kernel K] --stage ast|ir|simplified|numba|PASS
+                                                print the program after a stage of the compilation
+    metacc show --stages                        the pass list of each kernel kind
     metacc residuals FILE --fn NAME [--dims k=10,q=10] [--batch 25] [--const K=100]
                                                 what the backward pass saves, in bytes
     metacc explain FILE --fn NAME               which derivative terms annotations drop
@@ -10,10 +11,11 @@
 
 Both tables are open for extension: COMMANDS maps a subcommand to its help,
 its options and its action; SHOW_STAGES maps a `show --stage` name to a
-function of a `ShowRequest` returning text. Later stages (simplified IR,
-generated code, derivative kernels) register there and may add options to
-`show` in `_show_options` (the request carries every parsed option). Any
-MetaccError is printed to stderr and exits with 1, without a traceback.
+function of a `ShowRequest` returning text, and any other stage name is a pass
+of the kernel's pipeline (metacc.pipeline), printed after it runs. Stages may
+add options to `show` in `_show_options` (the request carries every parsed
+option). Any MetaccError is printed to stderr and exits with 1, without a
+traceback.
 """
 from __future__ import annotations
 
@@ -69,9 +71,9 @@ def show_ast(req: ShowRequest) -> str:
     return dump(decls[0])
 
 
-def _kernel_funcs(req: ShowRequest, stage: str):
-    """(title, IR) of the requested kernel of each selected function."""
-    from metacc.kernels import default_wrt, kernel_ir, wrt_names
+def _kernels(req: ShowRequest):
+    """(function, kind, wrt, batched) of the requested kernel of each selected function."""
+    from metacc.kernels import default_wrt, wrt_names
     kind = req.args.kernel or "forward"
     out = []
     for f in req.functions():
@@ -79,35 +81,38 @@ def _kernel_funcs(req: ShowRequest, stage: str):
             raise MetaccError(f"--kernel meta_grad needs a meta program; {f.name} is a fn",
                               hint="use --kernel grad for a fn that returns a scalar, vjp or jvp for any other")
         wrt = wrt_names(f, req.args.wrt) if req.args.wrt else default_wrt(f)
-        out.append((f, kind, kernel_ir(f.ir, kind, None if kind == "forward" else wrt, stage)))
+        # what the runtime compiles: a meta function's forward and meta-gradient run over a range of tasks
+        batched = None
+        if f.kind == "meta" and kind in ("forward", "meta_grad", "grad"):
+            batched = tuple(a.kind == "task" for a in f.args for _ in a.leaves)
+        out.append((f, kind, None if kind == "forward" else wrt, batched))
     return out
+
+
+def show_kernel(req: ShowRequest, stage: str) -> str:
+    """The program after any pass of the kernel's pipeline (metacc.pipeline)."""
+    from metacc.pipeline import show_stage
+    return "\n\n".join(show_stage(f.ir, kind, wrt, batched, stage) for f, kind, wrt, batched in _kernels(req))
 
 
 def show_ir(req: ShowRequest) -> str:
     from metacc.ir.printer import format_func
     if not req.args.kernel:
         return "\n\n".join(format_func(f.ir) for f in req.functions())
-    return "\n\n".join(format_func(ir) for _, _, ir in _kernel_funcs(req, "ir"))
+    return show_kernel(req, "ir")
 
 
 def show_simplified(req: ShowRequest) -> str:
-    from metacc.ir.printer import format_func
-    return "\n\n".join(format_func(ir) for _, _, ir in _kernel_funcs(req, "simplified"))
+    return show_kernel(req, "simplified")
 
 
 def show_numba(req: ShowRequest) -> str:
     """What the runtime compiles: for a meta function's forward and meta-gradient, the
     kernel over a range of tasks with its batched entry."""
-    from metacc.runtime.kernel import kernel_source
-    out = []
-    for f, kind, ir in _kernel_funcs(req, "simplified"):
-        batched = None
-        if f.kind == "meta" and kind in ("forward", "meta_grad", "grad"):
-            batched = tuple(a.kind == "task" for a in f.args for _ in a.leaves)
-        out.append(kernel_source(ir, batched))
-    return "\n\n".join(out)
+    return show_kernel(req, "numba")
 
 
+# `--stage` names with their own printer; any other is a pass name of the kernel's pipeline
 SHOW_STAGES: dict[str, Callable[[ShowRequest], str]] = {
     "ast": show_ast,
     "ir": show_ir,
@@ -176,9 +181,21 @@ def _solver_notes(program) -> list[str]:
 
 
 def _cmd_show(args) -> int:
+    # metacc.pipeline brings in the back end (and Numba): imported only where a kernel is shown
+    if args.stages:
+        from metacc.pipeline import describe
+        print(describe())
+        return 0
+    if args.file is None:
+        raise MetaccError("metacc show needs a .meta file", hint="metacc show FILE --stage NAME, "
+                          "or metacc show --stages for the stage names")
+    if args.stage not in SHOW_STAGES:
+        from metacc.pipeline import resolve
+        resolve(args.kernel or "forward", args.stage)        # an unknown name fails here, before loading
     args.const = dict(args.const or [])
     req = ShowRequest(args.file, args.fn, args)
-    print(SHOW_STAGES[args.stage](req))
+    show = SHOW_STAGES.get(args.stage)
+    print(show(req) if show is not None else show_kernel(req, args.stage))
     return 0
 
 
@@ -247,9 +264,12 @@ def _program_options(p: argparse.ArgumentParser) -> None:
 
 def _show_options(p: argparse.ArgumentParser) -> None:
     from metacc.kernels import KINDS
-    p.add_argument("file", help="a .meta program")
+    p.add_argument("file", nargs="?", help="a .meta program")
     p.add_argument("--fn", metavar="NAME", help="only this fn or meta (default: all)")
-    p.add_argument("--stage", choices=list(SHOW_STAGES), default="ir", help="what to print (default: ir)")
+    p.add_argument("--stage", default="ir", metavar="NAME",
+                   help="print the program after this pass (see --stages), or ast, ir, simplified, numba "
+                        "(default: ir)")
+    p.add_argument("--stages", action="store_true", help="list the passes of each kernel kind and exit")
     p.add_argument("--kernel", choices=KINDS, help="a derivative kernel instead of the function itself")
     p.add_argument("--wrt", nargs="+", metavar="ARG", help="arguments to differentiate (default: params groups)")
     _program_options(p)

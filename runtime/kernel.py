@@ -1,7 +1,7 @@
 """One compiled kernel: a function, a kind, its differentiated arguments and
 batch layout, from IR to a loaded Numba module (through the disk cache).
 
-Kinds (metacc.kernels): forward, grad (value and gradient), vjp, jvp, hvp;
+Kinds (metacc.pipeline): forward, grad (value and gradient), vjp, jvp, hvp;
 for a `meta` function the task arguments carry a leading task axis and every
 output is the mean over tasks, all in one parallel call.
 
@@ -14,12 +14,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from metacc.ad import expand
-from metacc.diagnostics import check, hoist
+from metacc.diagnostics import check
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
 from metacc.ad.activity import emit as emit_notes
-from metacc.kernels import kernel_ir, kernel_notes
 from metacc.runtime.cache import entry_key, open_module
 from metacc.runtime.progress import first_call
 
@@ -47,25 +45,43 @@ class Kernel:
         state = "built" if self._mod is not None else "not built yet"
         return f"<metacc kernel {self.label} dtype={self.dtype} ({state})>"
 
+    @property
+    def _kind(self) -> str:
+        # a grad kernel over a task batch is the meta-gradient
+        return "meta_grad" if self.kind == "grad" and self.batched else self.kind
+
+    @property
+    def _wrt(self) -> list[int] | None:
+        return list(self.wrt) if self.kind != "forward" else None
+
     def ir(self, stage: str = "simplified") -> Func:
+        """The kernel's IR after a stage of its pipeline (metacc.pipeline); 'simplified':
+        what the back end lowers."""
         if stage == "simplified" and self._ir is not None:
             return self._ir
-        wrt = list(self.wrt) if self.kind != "forward" else None
-        out = kernel_ir(self.base, "meta_grad" if self.kind == "grad" and self.batched else self.kind,
-                        wrt, stage)
+        pipeline = _pipeline()
         if stage == "simplified":
-            out = expand(out) if _needs_expand(out) else out
-            self._ir = out
-        return out
+            self._ir = pipeline.back_end(self.base, self._kind, self._wrt, self.batched, "expand").fn
+            return self._ir
+        return pipeline.kernel_ir(self.base, self._kind, self._wrt, stage)
 
     def source(self) -> str:
-        src = kernel_source(self.ir(), self.batched)
-        notes = kernel_notes(self.base, "meta_grad" if self.kind == "grad" and self.batched else self.kind,
-                             list(self.wrt) if self.kind != "forward" else None)
+        pipeline = _pipeline()
+        src = pipeline.kernel_source(self.base, self._kind, self._wrt, self.batched)
+        notes = pipeline.kernel_notes(self.base, self._kind, self._wrt)
         if notes:
             # repeated by module() whenever the kernel is loaded from the cache
             src += f"\n# disconnected differentiated inputs (metacc.DisconnectedWarning)\nWARNINGS = {list(notes)!r}\n"
         return src
+
+    def show(self, stage: str = "numba") -> str:
+        """The kernel after a stage: 'numba' its module, 'ir' and 'simplified' its IR, or
+        the program after any pass of its pipeline (an unknown name says which exist)."""
+        if stage in ("numba", "lower"):
+            return self.source()
+        if stage in ("ir", "simplified"):
+            return str(self.ir(stage))
+        return _pipeline().show_stage(self.base, self._kind, self._wrt, self.batched, stage)
 
     def module(self):
         if self._mod is None:
@@ -120,38 +136,9 @@ class Kernel:
             return entry(*args)
 
 
-def kernel_source(fn: Func, batched: tuple[bool, ...] | None) -> str:
-    """The Numba module the runtime compiles for a simplified kernel IR (also what
-    `metacc show --stage numba` prints). `batched`: a flag per argument leaf of a
-    meta function (its task arguments), None for a plain call."""
-    fn = expand(fn) if _needs_expand(fn) else fn
-    # solver convergence figures become the kernel's last outputs (kept per task
-    # when batched), listed in the module as DIAGNOSTICS for __call__ to strip
-    fn, descs = hoist(fn)
-    n_user = len(fn.outs) - len(descs)
-    if batched is None:
-        src = _lower()(fn).source
-    else:
-        src = _lower()(fn, list(batched) + [False] * (len(fn.ins) - len(batched)),
-                       ["mean"] * n_user + ["stack"] * len(descs)).source
-    if descs:
-        src += ("\n# solver convergence and label-range figures: the last len(DIAGNOSTICS) outputs "
-                "(metacc.diagnostics)\n"
-                f"DIAGNOSTICS = {descs!r}\n")
-    return src
-
-
-def _needs_expand(fn: Func) -> bool:
-    for e in fn.eqns:
-        if e.prim in ("grad", "argmin"):
-            return True
-        if any(_needs_expand(s) for s in e.subfuncs()):
-            return True
-    return False
-
-
-def _lower():
-    # imported on use: metacc.backend imports metacc.runtime (threads), so a
-    # top-level import here would meet a half-initialised backend package
-    from metacc.backend.module import lower
-    return lower
+def _pipeline():
+    # imported on use: metacc.pipeline imports metacc.backend, which imports
+    # metacc.runtime (threads, helpers), so a top-level import here would meet a
+    # half-initialised backend package
+    from metacc import pipeline
+    return pipeline

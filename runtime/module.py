@@ -29,7 +29,6 @@ from metacc.runtime.initializers import init_field
 from metacc.runtime.kernel import Kernel
 from metacc.runtime.trees import Dims, fast_flatten, flatten_arg, unflatten
 
-STAGES = ("ir", "simplified", "numba")
 KERNELS = ("forward", "grad", "vjp", "jvp", "hvp")
 
 
@@ -347,14 +346,10 @@ class FunctionHandle:
         return self._result(outs[:n]), self._trees(wrt_args, outs[n:])
 
     def source(self, kernel: str = "forward", stage: str = "numba", wrt=None) -> str:
-        """The code of one kernel: 'numba' (generated source), 'simplified' or 'ir' (IR text)."""
-        if stage not in STAGES:
-            raise MetaccError(f"unknown stage '{stage}'", expected=", ".join(STAGES),
-                              hint=did_you_mean(stage, STAGES))
+        """The code of one kernel: 'numba' (generated source), 'simplified' or 'ir' (IR text),
+        or the program after any pass of its pipeline (`metacc show --stages`)."""
         k = self.kernel(kernel, self._wrt(wrt) if kernel != "forward" else None)
-        if stage == "numba":
-            return k.source()
-        return str(k.ir(stage))
+        return k.show(stage)
 
     def __repr__(self) -> str:
         return f"<{_signature(self.fn)}>"

@@ -57,7 +57,7 @@ def _poisoned(b: Builder, outs: list, primal, targets) -> list | None:
 
 
 def poison(fn: Func, kind: str, n_primal: int | None = None) -> Func:
-    """fn: a kernel IR of `kind` as metacc.kernels builds it. Its derivative
+    """fn: a kernel IR of `kind` as metacc.pipeline builds it. Its derivative
     outputs become non-finite wherever its primal outputs are (grad, meta_grad:
     the value; vjp: any output; jvp: each output's own tangent, elementwise;
     hvp: the value, which hvp_func passes as its last output for this use)."""

@@ -21,7 +21,7 @@ loop nest.
 """
 from __future__ import annotations
 
-from metacc.backend.fusion import Group
+from metacc.backend.fusion import FusionPlan, Group
 from metacc.backend.literals import lit
 from metacc.backend.naming import CodeNames
 from metacc.backend.plan import BodyPlan, ScanPlan, Slots, plan_body
@@ -101,6 +101,7 @@ class KernelWriter:
         self.w = Writer(1)
         self._span: str | None = None
         self._flat: list[str] | None = None        # identity index of a flat loop nest
+        self.plan: BodyPlan | None = None          # set by plan_buffers
 
     # ---- small pieces ----
     def dim(self, d: Dim) -> str:
@@ -175,20 +176,10 @@ class KernelWriter:
         self.helpers.add("copy_n")
 
     # ---- the kernel ----
-    def task(self, name: str, batched: list[bool] | None = None) -> tuple[str, list[str], list[str]]:
-        """Source of the task kernel; also its input and output argument names.
-
-        With `batched` (a flag per input), the kernel runs a range of tasks:
-
-            def NAME(task_lo, task_hi, inputs..., outputs..., ws..., dims...):
-                (workspace layout)
-                for task in range(task_lo, task_hi):
-                    x_at = task * 10      # each batched input's and output's row
-                    ...
-
-        batched inputs arrive whole ([tasks, ...] flattened), every output as
-        [tasks, ...] rows (scalars too: `outN[task]`), and one call runs many
-        tasks, so a batch costs one Python call per worker, not one per task."""
+    def plan_buffers(self, batched: list[bool] | None = None, fusion: FusionPlan | None = None) -> BodyPlan:
+        """Name the dims and inputs and plan where every value lives (plan.py), from
+        `fusion` when the fusion pass has already grouped the equations; task()
+        then writes the kernel from this plan."""
         fn = self.fn
         for s in fn.symbols():
             self.dims[s] = self.names.dim(s)
@@ -207,7 +198,28 @@ class KernelWriter:
                     per_task.append(f"{n} = ld({kernel_ins[j]}, task)")
             elif v.type.rank:
                 self.loc[v] = (n, "0")
-        plan = plan_body(fn, self.names, self.slots, list(fn.outs))
+        self.plan = plan_body(fn, self.names, self.slots, list(fn.outs), fusion)
+        self._per_task, self._kernel_ins, self._in_names = per_task, kernel_ins, in_names
+        return self.plan
+
+    def task(self, name: str, batched: list[bool] | None = None) -> tuple[str, list[str], list[str]]:
+        """Source of the task kernel; also its input and output argument names.
+
+        With `batched` (a flag per input), the kernel runs a range of tasks:
+
+            def NAME(task_lo, task_hi, inputs..., outputs..., ws..., dims...):
+                (workspace layout)
+                for task in range(task_lo, task_hi):
+                    x_at = task * 10      # each batched input's and output's row
+                    ...
+
+        batched inputs arrive whole ([tasks, ...] flattened), every output as
+        [tasks, ...] rows (scalars too: `outN[task]`), and one call runs many
+        tasks, so a batch costs one Python call per worker, not one per task."""
+        if self.plan is None:          # not planned by the pipeline's plan pass
+            self.plan_buffers(batched)
+        fn, plan, batched, per_task = self.fn, self.plan, self.batched, self._per_task
+        kernel_ins, in_names = self._kernel_ins, self._in_names
         out_args: list[str] = []
         copies: list[tuple[str, Atom]] = []
         self.scalar_outs: list[str] = []
@@ -338,7 +350,9 @@ class KernelWriter:
         looped = [a for a, d in enumerate(g.domain) if d != 1]
         wide: dict[Eqn, str] = {}
         rows: dict[Eqn, tuple[int, str]] = {}     # sink -> (loops outside its sum, accumulator)
-        for s in g.sinks:
+        # in program order: g.sinks is a set of identity-hashed equations, whose order
+        # would change with memory addresses from one run to the next
+        for s in [m for m in g.members if m in g.sinks]:
             v = s.outs[0]
             init = lit(0, v.type.dtype) if s.prim != "reduce_max" else lit(float("-inf"), v.type.dtype)
             if v.type.rank == 0 and s.prim != "reduce_max" and v.type.dtype == "f32":

@@ -21,8 +21,10 @@ worker) costs microseconds in Python.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from metacc.backend.describe import format_fusion, format_plan
+from metacc.backend.fusion import plan_fusion
 from metacc.backend.inline import inline_calls
 from metacc.backend.literals import NP_NAME
 from metacc.backend.lower import KernelWriter, shape_code
@@ -31,6 +33,7 @@ from metacc.backend.writer import Writer
 from metacc.errors import InternalError
 from metacc.ir.core import Func
 from metacc.ir.verify import verify
+from metacc.passes.driver import Build, Pass, ir_pass, run
 from metacc.runtime.extern import NAMES as EXTERN
 
 REDUCTIONS = ("mean", "sum", "stack")
@@ -62,21 +65,55 @@ def lower_source(fn: Func) -> str:
 
 def lower(fn: Func, batched: list[bool] | None = None, reduce: list[str] | None = None) -> Lowered:
     verify(fn, "lowering input")
-    fn = inline_calls(fn)
+    b = run(BACKEND, Build(fn, batched=tuple(batched) if batched is not None else None,
+                           reduce=tuple(reduce) if reduce is not None else None))
+    return Lowered(b.source, sanitize(fn.name), b.writer.fn)
+
+
+# ---- the back end's passes (metacc.pipeline runs them after the IR passes) ----
+
+def _fusion(b: Build) -> Build:
+    return replace(b, fusion=plan_fusion(b.fn))
+
+
+def _plan(b: Build) -> Build:
+    kw = KernelWriter(b.fn)
+    if b.batched is not None:
+        _check_batched(b.fn, list(b.batched), _reduce(b))
+    kw.plan_buffers(list(b.batched) if b.batched is not None else None, b.fusion)
+    return replace(b, writer=kw)
+
+
+def _reduce(b: Build) -> list[str]:
+    return list(b.reduce) if b.reduce is not None else ["mean"] * len(b.fn.outs)
+
+
+def _emit(b: Build) -> Build:
+    """The module's text from the planned kernel writer."""
+    kw, fn = b.writer, b.fn
     name = sanitize(fn.name)
-    kw = KernelWriter(fn)
-    if batched is not None:
-        _check_batched(fn, batched, reduce or ["mean"] * len(fn.outs))
-    task_src, in_names, out_args = kw.task(name, batched)
+    task_src, in_names, out_args = kw.task(name)
     imports = _imports(kw)
     parts = [HEADER.format(what=fn.name), imports, task_src, "\n",
              _ws_fn(kw, name), "\n", _call_fn(kw, name, in_names)]
     entries = [f"ENTRY_CALL = {name}_call"]
-    if batched is not None:
-        parts += ["\n", _batched_fn(kw, name, in_names, batched, reduce or ["mean"] * len(fn.outs))]
+    if b.batched is not None:
+        parts += ["\n", _batched_fn(kw, name, in_names, list(b.batched), _reduce(b))]
         entries.append(f"ENTRY_BATCHED = {name}_batched")
     parts += ["\n\n# entry points, under fixed names for the runtime\n", "\n".join(entries), "\n"]
-    return Lowered("".join(parts), name, fn)
+    return replace(b, source="".join(parts))
+
+
+BACKEND = (
+    ir_pass("inline", inline_calls, "calls inlined, so fusion and buffer planning see across them "
+            "(metacc.backend.inline)"),
+    Pass("fusion", _fusion, "which equations share one loop nest (metacc.backend.fusion)", rewrites_ir=False,
+         show=lambda b: format_fusion(b.fn, b.fusion)),
+    Pass("plan", _plan, "where every value lives: workspace slots, outputs, locals (metacc.backend.plan)",
+         rewrites_ir=False, show=lambda b: format_plan(b.writer.plan, b.writer.slots)),
+    Pass("lower", _emit, "the Numba module: task kernel and entry points (metacc.backend.lower)",
+         rewrites_ir=False, show=lambda b: b.source),
+)
 
 
 def _imports(kw: KernelWriter) -> str:

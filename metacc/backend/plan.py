@@ -83,11 +83,13 @@ def _owns(e: Eqn, v: Var, fusion: FusionPlan) -> bool:
     return False
 
 
-def plan_body(fn: Func, names: CodeNames, slots: Slots, dest_outs: list) -> BodyPlan:
+def plan_body(fn: Func, names: CodeNames, slots: Slots, dest_outs: list,
+              fusion: FusionPlan | None = None) -> BodyPlan:
     """Plan fn. `dest_outs` are the outputs that have a place waiting for them
     (kernel output arguments, or scan `ys` rows); an owned value that is one
-    of them (first occurrence) is computed straight into it."""
-    fusion = plan_fusion(fn)
+    of them (first occurrence) is computed straight into it. `fusion`: fn's
+    fusion plan when the caller has it already (plan_fusion(fn) otherwise)."""
+    fusion = plan_fusion(fn) if fusion is None else fusion
     storage: dict[Var, str] = {}
     defined_by: dict[Var, Eqn] = {v: e for e in fn.eqns for v in e.outs}
     dest_set: set[Var] = set()

@@ -15,7 +15,7 @@ from metacc.cli import main
 from metacc.errors import MetaccError
 from metacc.frontend import load_source
 from metacc.ir.interp import evaluate
-from metacc.kernels import kernel_ir
+from metacc.pipeline import kernel_ir
 
 SRC = """params Net {
     w: f64[3, 2] = he_normal

@@ -5,7 +5,7 @@ import pytest
 
 from metacc.errors import MetaccError
 from metacc.frontend import load_source
-from metacc.kernels import kernel_ir
+from metacc.pipeline import kernel_ir
 
 SRC = '''
 params W { w: f64[3] = zeros }

@@ -15,7 +15,7 @@ import pytest
 
 from metacc.frontend import load
 from metacc.ir.interp import evaluate
-from metacc.kernels import kernel_ir
+from metacc.pipeline import kernel_ir
 from tests.frontend.numpy_models import NET, init_net, mse_grad, sinusoid_task
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from metacc.ir.interp import evaluate
-from metacc.kernels import kernel_ir
+from metacc.pipeline import kernel_ir
 from tests.ad.handbuilt import maml
 
 B = 7

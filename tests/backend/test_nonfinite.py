@@ -16,8 +16,8 @@ import pytest
 import metacc
 from metacc.frontend import load_source
 from metacc.ir.interp import evaluate
-from metacc.kernels import kernel_ir
 from metacc.nonfinite import ENV, NonFiniteError
+from metacc.pipeline import kernel_ir
 from metacc.runtime.tasks import sinusoid_tasks
 
 P1 = Path(__file__).resolve().parents[2] / "examples" / "sinusoid_maml.meta"

@@ -158,7 +158,7 @@ def test_checkpoint_with_one_snapshot_is_rejected_at_check_time():
 ])
 def test_every_checkpoint_policy_gives_the_plain_derivatives(k, annotation):
     from metacc.ir.interp import evaluate
-    from metacc.kernels import kernel_ir
+    from metacc.pipeline import kernel_ir
     rng = np.random.default_rng(k)
     w, x, v = rng.normal(size=2), rng.normal(size=2), rng.normal(size=2)
     plain = load_source(_ckpt(k, annotation.split("@checkpoint")[0])).functions["f"].ir
@@ -192,7 +192,7 @@ def test_huge_axis_is_an_error():
 
 @pytest.mark.parametrize("kind", ["grad", "hvp", "meta_grad"])
 def test_grad_kernels_of_a_non_scalar_fn_are_metacc_errors(kind):
-    from metacc.kernels import kernel_ir
+    from metacc.pipeline import kernel_ir
     program = load_source(open(MAML).read(), MAML)
     f = program.functions["mlp"]
     with pytest.raises(MetaccError) as info:

@@ -70,7 +70,8 @@ def evaluate(text: str, kernels: bool, beat=lambda stage: None) -> dict:
             # every kernel of every function is built, even after one crashed, so a known
             # crash class in one kernel does not hide a new one in another
             from metacc.ir.printer import format_func
-            from metacc.kernels import KINDS, default_wrt, kernel_ir
+            from metacc.kernels import KINDS, default_wrt
+            from metacc.pipeline import kernel_ir
             crashes = []
             for f in program.functions.values():
                 format_func(f.ir)                       # show --stage ir
@@ -93,7 +94,7 @@ def evaluate(text: str, kernels: bool, beat=lambda stage: None) -> dict:
                     except Exception as err:            # noqa: BLE001
                         crashes.append(_crash(info, type(err).__name__, str(err)[:500], err))
                     finally:
-                        from metacc import kernels as _k
+                        from metacc import pipeline as _k
                         _k._cache.clear()
             if crashes:
                 new = [c for c in crashes if not classify(c, text).startswith("front:")]
@@ -111,7 +112,7 @@ def evaluate(text: str, kernels: bool, beat=lambda stage: None) -> dict:
         return {**info, "outcome": "crash", "exc": type(err).__name__, "message": str(err)[:500],
                 "frames": _frames(err.__traceback__), "traceback": traceback.format_exc()[-6000:]}
     finally:
-        from metacc import kernels as _k
+        from metacc import pipeline as _k
         _k._cache.clear()                    # kernel_ir's memo is keyed by id(): drop it between programs
 
 

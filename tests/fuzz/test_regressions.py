@@ -13,7 +13,8 @@ import pytest
 from metacc.cli import _check_derivatives
 from metacc.frontend import load_source
 from metacc.ir.interp import evaluate
-from metacc.kernels import KINDS, default_wrt, kernel_ir
+from metacc.kernels import KINDS, default_wrt
+from metacc.pipeline import kernel_ir
 from tests.frontend.helpers import random_inputs
 
 # fuzz class new:InternalError@ir/verify.py (case s0-498): a loop body using a dim of the

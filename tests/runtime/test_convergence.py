@@ -19,7 +19,7 @@ import metacc
 from metacc.diagnostics import hoist
 from metacc.frontend import load
 from metacc.ir.interp import evaluate
-from metacc.kernels import kernel_ir
+from metacc.pipeline import kernel_ir
 
 SOURCE = Path(__file__).with_name("solvers.meta")
 LINES = {name: i + 1 for i, line in enumerate(SOURCE.read_text().splitlines())

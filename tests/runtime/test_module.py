@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from metacc.ir.interp import evaluate
-from metacc.kernels import kernel_ir
+from metacc.pipeline import kernel_ir
 
 RT = dict(rtol=1e-10, atol=1e-12)
 
