@@ -135,9 +135,10 @@ def kernel_source(fn: Func, batched: tuple[bool, ...] | None) -> str:
         src = _lower()(fn, list(batched) + [False] * (len(fn.ins) - len(batched)),
                        ["mean"] * n_user + ["stack"] * len(descs)).source
     if descs:
+        from metacc.backend.wrap import literal, wrap_line     # (see _lower)
         src += ("\n# solver convergence and label-range figures: the last len(DIAGNOSTICS) outputs "
                 "(metacc.diagnostics)\n"
-                f"DIAGNOSTICS = {descs!r}\n")
+                + "\n".join(wrap_line(f"DIAGNOSTICS = {literal(descs)}")) + "\n")
     return src
 
 
