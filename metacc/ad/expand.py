@@ -12,7 +12,6 @@ Loop bodies are expanded recursively, innermost first.
 """
 from __future__ import annotations
 
-from metacc.ad.util import cite
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.rewrite import rewrite
@@ -67,7 +66,7 @@ def _inline_expansion(b: Builder, e: Eqn, ins) -> list:
     outs = _expansion(b, e, ins)
     # what the expansion emits without a line of its own (argmin's solver and implicit
     # term, grad's seed) is the expanded expression's: not the enclosing function's header
-    cite(b, mark, e.span)
+    b.cite(mark, e.span)
     return outs
 
 
@@ -94,7 +93,7 @@ def grad_inline(b: Builder, fn: Func, ins, n_wrt: int, span=None) -> list:
     _, bars = vjp_inline(b, fn, list(ins), [seed], wrt)
     out = [materialize(b, g, fn.ins[i].type) for g, i in zip(bars, wrt)]
     # every equation of the expansion without a line of its own reports the grad(...) it came from
-    cite(b, mark, span)
+    b.cite(mark, span)
     for v, i in zip(out, wrt):
         if isinstance(v, Var):
             v.name = "d_" + fn.ins[i].name.replace(".", "_")

@@ -8,7 +8,7 @@ the output tangents. Elementwise primitives share the partials table
 from __future__ import annotations
 
 from metacc.ad.partials import MINUS_ONE, ONE, partials
-from metacc.ad.util import add_any, broadcast, cite, differentiable, materialize
+from metacc.ad.util import add_any, broadcast, differentiable, materialize
 from metacc.errors import InternalError
 from metacc.ir.builder import Builder
 from metacc.ir.core import Func, Var
@@ -151,7 +151,7 @@ def jvp_inline(b: Builder, fn: Func, args, arg_tans) -> tuple[list, list]:
                 mark = len(b.eqns)
                 out_tans = rule(b, ins, list(outs), in_tans, **e.params)
                 _name_new(b, mark, out_tans, outs, "_dot")
-                cite(b, mark, e.span)
+                b.cite(mark, e.span)
         env.update(zip(e.outs, outs))
         for v, t in zip(e.outs, out_tans):
             if t is not None and v.type.is_float:

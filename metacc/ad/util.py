@@ -5,7 +5,7 @@ costs nothing and is never materialised unless something needs an array.
 """
 from __future__ import annotations
 
-from metacc.ir.core import Atom, Eqn, Lit, Var
+from metacc.ir.core import Atom, Lit, Var
 from metacc.ir.types import TensorType
 
 
@@ -49,18 +49,3 @@ def differentiable(a: Atom) -> bool:
 def is_lit(a) -> bool:
     return isinstance(a, Lit)
 
-
-def cite(b, mark: int, span, adjoint: bool = False) -> None:
-    """Point the equations emitted into b since `mark` at the primal statement they
-    differentiate. The builder's default span is the whole function's (or the loop's):
-    the primal's line says more, and is what metacc.nonfinite reports for a derivative.
-    With `adjoint`, they are also marked as its adjoint (the backward sweep), which the
-    printer and the Numba lowering announce with `# adjoint of: <statement>`."""
-    if span is None:
-        return
-    target = span.as_adjoint() if adjoint else span
-    for i in range(mark, len(b.eqns)):
-        old = b.eqns[i]
-        mine = old.span is None or old.span is b.span or old.span is span
-        if mine or (adjoint and not old.span.adjoint):
-            b.eqns[i] = Eqn(old.prim, old.ins, old.outs, old.params, target if mine else old.span.as_adjoint())

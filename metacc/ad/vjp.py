@@ -14,7 +14,7 @@ from __future__ import annotations
 from metacc.ad.activity import active_vars
 from metacc.ad.jvp import _name_new, max_mask
 from metacc.ad.partials import MINUS_ONE, ONE, partials
-from metacc.ad.util import add_any, broadcast, cite, differentiable, materialize, sum_to
+from metacc.ad.util import add_any, broadcast, differentiable, materialize, sum_to
 from metacc.errors import InternalError
 from metacc.ir.builder import Builder
 from metacc.ir.core import Func, Lit, Var
@@ -182,7 +182,7 @@ def vjp_inline(b: Builder, fn: Func, args, out_bars, wrt) -> tuple[list, list]:
             if xb is not None and act and isinstance(x, Var):
                 bars[x] = add_any(b, bars.get(x), xb, name=x.name + "_bar")
         # the rule's equations and the accumulations are e's adjoint: they cite e's line
-        cite(b, mark, e.span, adjoint=True)
+        b.cite(mark, e.span, adjoint=True)
     return [read(a) for a in fn.outs], [bars.get(args[i]) if isinstance(args[i], Var) else None for i in wrt]
 
 

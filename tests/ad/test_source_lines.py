@@ -79,3 +79,16 @@ def test_simplified_grad_opens_each_adjoint_with_its_statement(capsys):
     # the forward sweep is not announced as an adjoint: the first comment follows the loss
     first = out.index("# adjoint of:")
     assert "reduce_sum" in out[:first]
+
+
+def test_only_the_nonfinite_guard_cites_the_meta_header():
+    """argmin's solver, its implicit term and the lowered conjugate-gradient loop (with its
+    residual figure) cite the argmin's line; what is left on the header line of `imaml` is
+    the guard that makes the gradient non-finite where the value is (one per gradient)."""
+    from metacc.frontend import load
+    from metacc.kernels import default_wrt, kernel_ir
+    imaml = load(str(EX / "imaml.meta")).functions["imaml"]
+    ir = kernel_ir(imaml.ir, "meta_grad", default_wrt(imaml), "simplified")
+    header = [e for e in _all_eqns(ir) if e.span is not None and e.span.line == imaml.ir.span.line]
+    assert len(header) == 1 + len(default_wrt(imaml))
+    assert {e.prim for e in header} == {"sub", "add"}
