@@ -48,4 +48,3 @@ def differentiable(a: Atom) -> bool:
 
 def is_lit(a) -> bool:
     return isinstance(a, Lit)
-

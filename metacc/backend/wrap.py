@@ -33,11 +33,16 @@ def wrap_line(line: str) -> list[str]:
 def _break_at(line: str, least: int, depth: int) -> tuple[int | None, int]:
     """The place at or before WIDTH, inside brackets and outside strings, to break the
     line (the outermost comma in its second half, else the last binary operator or the
-    space between two pieces of a string), and the bracket depth there. `depth`: brackets open when the line starts."""
-    quote, commas, op = None, [], None
+    space between two pieces of a string), and the bracket depth there. `depth`: the
+    brackets already open where the line starts."""
+    quote, escaped, commas, op = None, False, [], None
     for i, ch in enumerate(line[:WIDTH]):
         if quote:
-            if ch == quote and line[i - 1] != "\\":
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
                 quote = None
             continue
         if ch in "'\"":

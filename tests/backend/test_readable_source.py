@@ -93,3 +93,18 @@ def test_folding_long_lines_changes_no_statement(monkeypatch):
     flat = module.lower(_grad_ir(), [False] * 6 + [True] * 4 + [False]).source
     assert max(map(len, flat.splitlines())) > 120 >= max(map(len, folded.splitlines()))
     assert ast.dump(ast.parse(folded)) == ast.dump(ast.parse(flat))
+
+
+def test_folding_keeps_strings_and_brackets_whole():
+    from metacc.backend.wrap import literal, wrap_line
+    line = "    f(" + ", ".join([repr("a\\"), repr("it's, so"), "x" * 30, "y" * 30, "(z + 1) * " + "z" * 30,
+                                 repr("b, c"), "w" * 20]) + ")"
+    folded = wrap_line(line)
+    assert len(folded) > 1 and all(len(piece) <= 120 for piece in folded)
+    assert ast.dump(ast.parse("\n".join(folded).strip())) == ast.dump(ast.parse(line.strip()))
+    advice = {"advice": "word " * 60, "tol": 1e-8}
+    text = "\n".join(wrap_line(f"DIAGNOSTICS = [{literal(advice)}]"))
+    assert max(map(len, text.splitlines())) <= 120
+    namespace: dict = {}
+    exec(text, namespace)
+    assert namespace["DIAGNOSTICS"] == [advice]
