@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -40,6 +40,16 @@ class Span:
     col: int
     end_line: int = 0
     end_col: int = 0
+    # set on the equations of a backward sweep: they are the adjoint of the statement
+    # at this span (the printer and the Numba lowering say so); not part of its identity
+    adjoint: bool = field(default=False, compare=False)
+
+    def as_adjoint(self) -> "Span":
+        return self if self.adjoint else replace(self, adjoint=True)
+
+    def statement(self) -> str:
+        """The source line this span starts on, stripped: what a comment of generated code quotes."""
+        return self.source.line(self.line).strip()
 
     def where(self) -> str:
         return f"{self.source.name}:{self.line}:{self.col}"

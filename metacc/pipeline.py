@@ -29,6 +29,7 @@ from metacc.ad.expand import needs_expand
 from metacc.ad.poison import poison
 from metacc.ad.vjp import check_connected_inputs
 from metacc.backend.module import BACKEND
+from metacc.backend.wrap import literal, wrap_line
 from metacc.diagnostics import hoist
 from metacc.errors import MetaccError
 from metacc.frontend.diagnostics import did_you_mean
@@ -211,11 +212,17 @@ def back_end(fn: Func, kind: str, wrt=None, batched=None, until: str = "lower") 
 def kernel_source(fn: Func, kind: str, wrt=None, batched=None) -> str:
     """The Numba module the runtime compiles (also what `metacc show --stage numba` prints)."""
     b = back_end(fn, kind, wrt, batched)
+    src = b.source
+    notes = kernel_notes(fn, kind, wrt)
+    if notes:
+        # the runtime repeats these whenever the kernel is loaded from the disk cache
+        src += ("\n# disconnected differentiated inputs (metacc.DisconnectedWarning)\n"
+                + "\n".join(wrap_line(f"WARNINGS = {literal(list(notes))}")) + "\n")
     if b.descs:
-        return b.source + ("\n# solver convergence and label-range figures: the last len(DIAGNOSTICS) outputs "
-                           "(metacc.diagnostics)\n"
-                           f"DIAGNOSTICS = {list(b.descs)!r}\n")
-    return b.source
+        return src + ("\n# solver convergence and label-range figures: the last len(DIAGNOSTICS) outputs "
+                      "(metacc.diagnostics)\n"
+                      + "\n".join(wrap_line(f"DIAGNOSTICS = {literal(list(b.descs))}")) + "\n")
+    return src
 
 
 def show_stage(fn: Func, kind: str, wrt=None, batched=None, stage: str = "simplified") -> str:

@@ -66,13 +66,8 @@ class Kernel:
         return pipeline.kernel_ir(self.base, self._kind, self._wrt, stage)
 
     def source(self) -> str:
-        pipeline = _pipeline()
-        src = pipeline.kernel_source(self.base, self._kind, self._wrt, self.batched)
-        notes = pipeline.kernel_notes(self.base, self._kind, self._wrt)
-        if notes:
-            # repeated by module() whenever the kernel is loaded from the cache
-            src += f"\n# disconnected differentiated inputs (metacc.DisconnectedWarning)\nWARNINGS = {list(notes)!r}\n"
-        return src
+        # with the kernel's WARNINGS, repeated by module() when it comes from the cache
+        return _pipeline().kernel_source(self.base, self._kind, self._wrt, self.batched)
 
     def show(self, stage: str = "numba") -> str:
         """The kernel after a stage: 'numba' its module, 'ir' and 'simplified' its IR, or

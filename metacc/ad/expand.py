@@ -62,6 +62,15 @@ def expand_eqn(e: Eqn) -> Func:
 
 
 def _inline_expansion(b: Builder, e: Eqn, ins) -> list:
+    mark = len(b.eqns)
+    outs = _expansion(b, e, ins)
+    # what the expansion emits without a line of its own (argmin's solver and implicit
+    # term, grad's seed) is the expanded expression's: not the enclosing function's header
+    b.cite(mark, e.span)
+    return outs
+
+
+def _expansion(b: Builder, e: Eqn, ins) -> list:
     if e.prim == "call":
         return inline(b, expand(e.params["fn"]), ins)
     if e.prim == "cg_solve":
@@ -83,12 +92,8 @@ def grad_inline(b: Builder, fn: Func, ins, n_wrt: int, span=None) -> list:
     seed = Lit(1.0, fn.outs[0].type)
     _, bars = vjp_inline(b, fn, list(ins), [seed], wrt)
     out = [materialize(b, g, fn.ins[i].type) for g, i in zip(bars, wrt)]
-    # every equation of the expansion reports the grad(...) it came from
-    if span is not None:
-        for k in range(mark, len(b.eqns)):
-            old = b.eqns[k]
-            if old.span is None:
-                b.eqns[k] = Eqn(old.prim, old.ins, old.outs, old.params, span)
+    # every equation of the expansion without a line of its own reports the grad(...) it came from
+    b.cite(mark, span)
     for v, i in zip(out, wrt):
         if isinstance(v, Var):
             v.name = "d_" + fn.ins[i].name.replace(".", "_")

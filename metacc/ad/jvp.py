@@ -11,7 +11,7 @@ from metacc.ad.partials import MINUS_ONE, ONE, partials
 from metacc.ad.util import add_any, broadcast, differentiable, materialize
 from metacc.errors import InternalError
 from metacc.ir.builder import Builder
-from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.core import Func, Var
 from metacc.ir.prims import BINARY, PRIMS, UNARY
 
 JVP_RULES: dict = {}
@@ -150,7 +150,8 @@ def jvp_inline(b: Builder, fn: Func, args, arg_tans) -> tuple[list, list]:
                     raise InternalError(f"no JVP rule for primitive {e.prim!r}")
                 mark = len(b.eqns)
                 out_tans = rule(b, ins, list(outs), in_tans, **e.params)
-                _name_new(b, mark, out_tans, outs, "_dot", e)
+                _name_new(b, mark, out_tans, outs, "_dot")
+                b.cite(mark, e.span)
         env.update(zip(e.outs, outs))
         for v, t in zip(e.outs, out_tans):
             if t is not None and v.type.is_float:
@@ -159,19 +160,12 @@ def jvp_inline(b: Builder, fn: Func, args, arg_tans) -> tuple[list, list]:
     return outs, [tan.get(a) if isinstance(a, Var) else None for a in fn.outs]
 
 
-def _name_new(b: Builder, mark: int, results, primals, suffix: str, e: Eqn):
-    """Give derivative values readable names (h_dot, w_bar) and the primal's span."""
+def _name_new(b: Builder, mark: int, results, primals, suffix: str):
+    """Give derivative values readable names (h_dot, w_bar)."""
     fresh = {v for eq in b.eqns[mark:] for v in eq.outs}
     for r, p in zip(results, primals):
         if isinstance(r, Var) and r in fresh and p is not None:
             r.name = p.name + suffix
-    if e.span is not None:
-        for i in range(mark, len(b.eqns)):
-            # the builder's default span is the whole function's: the primal's line
-            # says more (and is what metacc.nonfinite reports for a derivative)
-            if b.eqns[i].span is None or b.eqns[i].span is b.span:
-                old = b.eqns[i]
-                b.eqns[i] = Eqn(old.prim, old.ins, old.outs, old.params, e.span)
 
 
 def jvp_func(fn: Func, wrt=None, name: str | None = None) -> Func:

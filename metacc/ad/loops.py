@@ -195,7 +195,8 @@ def _vjp_scan_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved):
     xs_bar_idx = [i for i in wrt if i >= nc + nk]                   # one per iteration
     ys_bar_idx = [j for j in range(n_ys) if out_mask[nk + j] and gs[nk + j] is not None]
 
-    rb = Builder(span=body.span)
+    # the reverse loop is the adjoint of the loop statement: its own accumulations cite it
+    rb = Builder(span=body.span.as_adjoint() if body.span else None)
     r_consts = [rb.input(body.ins[i].name, body.ins[i].type) for i in saved["res_consts"]]
     r_carry_bar = [rb.input(_name(body.outs[j]) + "_bar", body.outs[j].type) for j in carry_bar_idx]
     r_acc = [rb.input(body.ins[i].name + "_bar", body.ins[i].type) for i in const_bar_idx]

@@ -177,10 +177,12 @@ def vjp_inline(b: Builder, fn: Func, args, out_bars, wrt) -> tuple[list, list]:
                 raise InternalError(f"VJP of multi-output primitive {e.prim!r} needs a control rule")
             gs = [materialize(b, gs[0], outs[0].type)]
             in_bars = rule(b, ins, outs, gs, **e.params)
-        _name_new(b, mark, in_bars, [x if isinstance(x, Var) else None for x in ins], "_bar", e)
+        _name_new(b, mark, in_bars, [x if isinstance(x, Var) else None for x in ins], "_bar")
         for x, xb, act in zip(ins, in_bars, act_in):
             if xb is not None and act and isinstance(x, Var):
                 bars[x] = add_any(b, bars.get(x), xb, name=x.name + "_bar")
+        # the rule's equations and the accumulations are e's adjoint: they cite e's line
+        b.cite(mark, e.span, adjoint=True)
     return [read(a) for a in fn.outs], [bars.get(args[i]) if isinstance(args[i], Var) else None for i in wrt]
 
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from metacc.backend.fusion import FusionPlan, Group
 from metacc.backend.literals import lit
-from metacc.backend.naming import CodeNames
+from metacc.backend.naming import CodeNames, output_names
 from metacc.backend.plan import BodyPlan, ScanPlan, Slots, plan_body
 from metacc.backend.pointwise import ELEMENTWISE, expr
 from metacc.backend.writer import Writer
 from metacc.errors import InternalError
 from metacc.ir.core import Atom, Eqn, Func, Lit, Var
+from metacc.ir.printer import AdjointHeadings
 from metacc.ir.types import Dim
 
 FLAT_OK = ELEMENTWISE | {"full", "dim_size"}
@@ -99,7 +100,8 @@ class KernelWriter:
         self.loc: dict[Var, tuple[str, str]] = {}
         self.fixed: dict[int, str] = {}           # fixed sizes passed as arguments (opaque_dim)
         self.w = Writer(1)
-        self._span: str | None = None
+        self._span: str | None = None              # the last plain `# file:line` comment
+        self._headings = AdjointHeadings()         # the last `# adjoint of:` comment
         self._flat: list[str] | None = None        # identity index of a flat loop nest
         self.plan: BodyPlan | None = None          # set by plan_buffers
 
@@ -155,17 +157,23 @@ class KernelWriter:
         self.w.line(f"st({base}, {_plus(off, self.flat_index(v.type.shape, idx))}, {code})")
 
     def span(self, eqns) -> None:
+        """Comment the code about to be written with the .meta lines it comes from; code of a
+        backward sweep opens with the statement it is the adjoint of (`# adjoint of: ...`)."""
         spans = []
         for e in eqns:
-            s = e.span.short() if e.span else None
+            s = e.span.short() if e.span and not e.span.adjoint else None
             if s and s not in spans:
                 spans.append(s)
-        if not spans:
-            return
-        text = spans[0] + "".join(", " + s.rsplit(":", 1)[1] for s in spans[1:])
-        if text != self._span:
+        lines = self._headings.heading([e.span for e in eqns])
+        if spans:
+            text = spans[0] + "".join(", " + s.rsplit(":", 1)[1] for s in spans[1:])
+            if text != self._span:
+                lines.insert(0, text)
+                self._span = text
+        elif lines:
+            self._span = None
+        for text in lines:
             self.w.comment(text)
-            self._span = text
 
     def copy(self, dst: tuple[str, str], src: Atom) -> None:
         if src.type.rank == 0:
@@ -198,6 +206,10 @@ class KernelWriter:
                     per_task.append(f"{n} = ld({kernel_ins[j]}, task)")
             elif v.type.rank:
                 self.loc[v] = (n, "0")
+        # output arguments are named after what they are (g_theta_w1, loss), before the
+        # plan names the body's values, so that those names stay free for them
+        self._out_names = [self.names.fresh(n) if a.type.rank or batched is not None else None
+                           for a, n in zip(fn.outs, output_names(fn.outs))]
         self.plan = plan_body(fn, self.names, self.slots, list(fn.outs), fusion)
         self._per_task, self._kernel_ins, self._in_names = per_task, kernel_ins, in_names
         return self.plan
@@ -219,7 +231,7 @@ class KernelWriter:
         if self.plan is None:          # not planned by the pipeline's plan pass
             self.plan_buffers(batched)
         fn, plan, batched, per_task = self.fn, self.plan, self.batched, self._per_task
-        kernel_ins, in_names = self._kernel_ins, self._in_names
+        kernel_ins, in_names, out_names = self._kernel_ins, self._in_names, self._out_names
         out_args: list[str] = []
         copies: list[tuple[str, Atom]] = []
         self.scalar_outs: list[str] = []
@@ -229,12 +241,16 @@ class KernelWriter:
             if a.type.rank == 0:
                 self.scalar_outs.append(self.atom(a))
                 if batched is not None:
-                    self.scalar_out_args.append(self.names.fresh(f"out{j}"))
+                    self.scalar_out_args.append(out_names[j])
                 continue
-            if isinstance(a, Var) and plan.storage.get(a) == "dest" and self.names(a) not in out_args:
+            if isinstance(a, Var) and plan.storage.get(a) == "dest" and not self.names.has(a):
+                # computed straight into its output argument: the value takes the output's name
+                self.names.bind(a, out_names[j])
+                out_args.append(out_names[j])
+            elif isinstance(a, Var) and plan.storage.get(a) == "dest" and self.names(a) not in out_args:
                 out_args.append(self.names(a))
             else:
-                dst = self.names.fresh(f"out{j}")
+                dst = out_names[j]
                 out_args.append(dst)
                 copies.append((dst, a))
             if batched is not None and out_args[-1] not in self.out_at:
@@ -261,16 +277,7 @@ class KernelWriter:
         self._slot_shape: dict[str, tuple] = {}
         self.ws_dtypes = sorted({s.type.dtype for s in self.slots.items})
         if self.slots.items:
-            head.comment("workspace layout: each buffer's offset, fixed for the whole call")
-            # each buffer right after the previous one of its dtype: one assignment per
-            # buffer and the fewest operations (a running `at += size` is a variable
-            # Numba sees assigned a hundred times; closed forms repeat the products)
-            last: dict[str, str] = {}
-            for s in self.slots.items:
-                dt = s.type.dtype
-                head.line(f"{s.name} = {_plus(last[dt], self.size(self._slot_shape[last[dt]])) if dt in last else '0'}")
-                last[dt] = s.name
-                self._slot_shape[s.name] = s.type.shape
+            self._layout(head)
         if batched is not None:
             head.line("for task in range(task_lo, task_hi):")
         self.dim_args = [self.dims[s] for s in fn.symbols()]
@@ -283,6 +290,38 @@ class KernelWriter:
         src.line(f"def {name}({', '.join(args)}):")
         src.lines += head.lines + body.lines
         return src.text(), in_names, out_args
+
+    def _layout(self, head: Writer) -> None:
+        """The workspace layout as one table: each buffer's offset, fixed for the whole call.
+
+        Each buffer lies right after the previous one of its dtype: one assignment per
+        buffer and the fewest operations (a running `at += size` is a variable Numba sees
+        assigned a hundred times; closed forms repeat the products). The assignments sit
+        several to a row, in aligned columns; the same statements one per line would open
+        a kernel with up to a hundred lines of arithmetic."""
+        by_dtype: dict[str, list[str]] = {}
+        last: dict[str, str] = {}
+        for s in self.slots.items:
+            dt = s.type.dtype
+            at = _plus(last[dt], self.size(self._slot_shape[last[dt]])) if dt in last else "0"
+            by_dtype.setdefault(dt, []).append(f"{s.name} = {at}")
+            last[dt] = s.name
+            self._slot_shape[s.name] = s.type.shape
+        head.comment("workspace layout: where each buffer starts in ws_<dtype> (in elements), fixed for")
+        head.comment("the whole call; a buffer starts where the one before it (of its dtype) ends")
+        room = 116 - 4 * head.depth
+        for dt, cells in by_dtype.items():
+            head.comment(f"ws_{dt}: {len(cells)} buffer{'s' if len(cells) > 1 else ''}")
+            # aligned columns as wide as the median cell (a wider one takes two), as many
+            # to a row as fit
+            unit = sorted(len(c) + 2 for c in cells)[len(cells) // 2]
+            row = ""
+            for c in cells:
+                if row and len(row) + len(c) > room:
+                    head.line(row.rstrip()[:-1])
+                    row = ""
+                row += f"{c};".ljust(-(-(len(c) + 2) // unit) * unit)
+            head.line(row.rstrip()[:-1])
 
     def _place(self, plan: BodyPlan) -> None:
         """Locations of a body's slot and dest values (others are placed as they are emitted)."""
@@ -591,8 +630,9 @@ class KernelWriter:
                 w.line(f"{self.names(y)} = {_plus(off, f'{k} * {self.size(y.type.shape)}')}")
                 self.loc[y] = (base, self.names(y))
         saved_span, self._span = self._span, None
+        saved_headings, self._headings = self._headings, AdjointHeadings()
         self.emit_body(sp.body)
-        self._span = saved_span
+        self._span, self._headings = saved_span, saved_headings
         seen = set()
         for j, y in enumerate(ys_outs):
             if isinstance(y, Var) and y in dest_rows and y not in seen:
@@ -619,7 +659,9 @@ class KernelWriter:
                 scalars_c.append(cn)
                 scalars_o.append(self.atom(o))
         if scalars_c:
-            w.line(f"{', '.join(scalars_c)} = {', '.join(scalars_o)}")
+            # in brackets, so that a long rotation can be folded (the same statement to Python)
+            w.line(f"({', '.join(scalars_c)}) = ({', '.join(scalars_o)})" if len(scalars_c) > 1
+                   else f"{scalars_c[0]} = {scalars_o[0]}")
         w.depth = depth
         for i, (v, c) in enumerate(zip(e.outs[:nk], b_carry)):
             w.line(f"{self.names(v)} = {self.names(c)}")

@@ -29,6 +29,7 @@ from metacc.backend.inline import inline_calls
 from metacc.backend.literals import NP_NAME
 from metacc.backend.lower import KernelWriter, shape_code
 from metacc.backend.naming import sanitize
+from metacc.backend.wrap import wrap_source
 from metacc.backend.writer import Writer
 from metacc.errors import InternalError
 from metacc.ir.core import Func
@@ -101,7 +102,7 @@ def _emit(b: Build) -> Build:
         parts += ["\n", _batched_fn(kw, name, in_names, list(b.batched), _reduce(b))]
         entries.append(f"ENTRY_BATCHED = {name}_batched")
     parts += ["\n\n# entry points, under fixed names for the runtime\n", "\n".join(entries), "\n"]
-    return replace(b, source="".join(parts))
+    return replace(b, source=wrap_source("".join(parts)))
 
 
 BACKEND = (
@@ -207,7 +208,7 @@ def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
                 # Numba boxes a float32 scalar as a Python float: restore the dtype
                 res.append(f"{NP_NAME[a.type.dtype]}(r[{si}])")
                 si += 1
-        w.line(f"return ({', '.join(res)}{',' if len(res) == 1 else ''})")
+        w.returns(res)
     return w.text()
 
 
@@ -230,7 +231,9 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
     then combined in task order, so the result does not depend on the number
     of threads."""
     fn = kw.fn
-    per_task = [f"per_task{j}" for j in range(len(fn.outs))]
+    # each output's [tasks, ...] rows, under the kernel's name for it
+    ranked, scalar = iter(kw.out_args), iter(kw.scalar_out_args)
+    per_task = [next(ranked) if a.type.rank else next(scalar) for a in fn.outs]
     w = Writer()
     with w.block(f"def {name}_batched({', '.join(in_names)}):"):
         first = next(j for j, b in enumerate(batched) if b)
@@ -268,5 +271,5 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
             if r == "mean":
                 total = f"({total} / {NP_NAME[a.type.dtype]}(n_tasks))"
             res.append(f"{total}.reshape({shape})" if a.type.rank else total)
-        w.line(f"return ({', '.join(res)}{',' if len(res) == 1 else ''})")
+        w.returns(res)
     return w.text()

@@ -10,7 +10,8 @@ import builtins
 import keyword
 import re
 
-from metacc.ir.core import Var
+from metacc.ir.core import Atom, Var
+from metacc.ir.prims import PRIMS
 from metacc.runtime.extern import NAMES as EXTERN
 from metacc.runtime.helpers import NAMES as HELPERS
 from metacc.ir.printer import Names
@@ -20,6 +21,7 @@ from metacc.ir.printer import Names
 RESERVED = frozenset({
     "np", "numba", "njit", "prange", "range", "min", "max", "abs", "len", "float", "int", "bool",
     "tuple", "print", "at", "ValueError", "n_tasks", "n_workers", "worker", "task", "sizes",
+    "task_lo", "task_hi", "lo", "hi",
 } | {f"i{d}" for d in range(16)}
   | {f"{p}_{t}" for p in ("ws", "at") for t in ("f32", "f64", "i64", "bool", "key")}
   | {f"{p}{j}" for p in ("per_task", "over_tasks") for j in range(256)}
@@ -33,6 +35,26 @@ def sanitize(name: str) -> str:
     if keyword.iskeyword(s) or s.startswith("_"):
         s = s + "_"
     return s
+
+
+def output_names(outs: tuple[Atom, ...]) -> list[str]:
+    """Names of a kernel's output arguments, after what they are: the gradient of
+    `theta.w1` (its cotangent, `theta.w1_bar` in the IR) is `g_theta_w1`; the value
+    of a function returned beside its gradients is `loss`; a value with no source
+    name (named after its primitive, `div`) is `value`. Unique names are made later."""
+    bases = []
+    for a in outs:
+        name = getattr(a, "name", "value")
+        if name.endswith("_bar"):
+            name = "g_" + name[:-len("_bar")]
+        elif name in PRIMS:
+            name = "value"
+        bases.append(sanitize(name))
+    rest = bases[1:]
+    if outs and outs[0].type.rank == 0 and any(b.startswith("g_") for b in rest) \
+            and not bases[0].startswith("g_"):
+        bases[0] = "loss"
+    return bases
 
 
 class CodeNames:

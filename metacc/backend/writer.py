@@ -15,6 +15,17 @@ class Writer:
     def comment(self, text: str) -> None:
         self.line(f"# {text}")
 
+    def returns(self, items: list[str]) -> None:
+        """`return (a, b, c)`, one item a line when there are more than two (the entry
+        points return every output: a layout that does not depend on their lengths)."""
+        if len(items) <= 2:
+            self.line(f"return ({', '.join(items)}{',' if len(items) == 1 else ''})")
+            return
+        self.line(f"return ({items[0]},")
+        for item in items[1:-1]:
+            self.line(f"        {item},")
+        self.line(f"        {items[-1]})")
+
     @contextmanager
     def block(self, header: str):
         """`for ...:` / `if ...:` / `def ...:` and an indented body."""

@@ -71,6 +71,24 @@ class Builder:
             return outs[0] if len(outs) == 1 else outs
         return op
 
+    def cite(self, mark: int, span: Span | None, adjoint: bool = False) -> None:
+        """Point the equations emitted since `mark` at the statement they come from.
+
+        A transform or lowering calls this for what it emitted for one equation: the
+        default span is the whole function's (or the loop's), the equation's own line
+        says more (and is what metacc.nonfinite reports for a derivative). With
+        `adjoint`, they are also marked as its adjoint (a backward sweep), which the
+        printer and the Numba lowering announce with `# adjoint of: <statement>`."""
+        if span is None:
+            return
+        target = span.as_adjoint() if adjoint else span
+        for i in range(mark, len(self.eqns)):
+            old = self.eqns[i]
+            mine = old.span is None or old.span is self.span or old.span is span
+            if mine or (adjoint and not old.span.adjoint):
+                self.eqns[i] = Eqn(old.prim, old.ins, old.outs, old.params,
+                                   target if mine else old.span.as_adjoint())
+
     def build(self, name: str, outs, span: Span | None = None) -> Func:
         return Func(name, tuple(self.ins), tuple(self.eqns), tuple(self._atoms(list(outs))),
                     span or self.span)

@@ -5,12 +5,21 @@
       ...
       return loss
 
+The equations of a backward sweep are introduced by the statement they are
+the adjoint of, as Tangent does:
+
+      # adjoint of: h = relu(x @ p.w1 + p.b1)   sinusoid.meta:5
+      add_bar = mul(mask, h_bar)                                # sinusoid.meta:5
+
 Names repeat freely in the IR (vars are identities); the printer appends
 _1, _2 ... where two live vars would print the same.
 """
 from __future__ import annotations
 
+from metacc.errors import Span
 from metacc.ir.core import Atom, Func, Lit, Var
+
+_QUOTE = 72         # characters of a statement quoted in an `adjoint of` comment
 
 
 class Names:
@@ -54,6 +63,37 @@ def _with_comment(text: str, comment: str | None, width: int = 60) -> str:
     return f"{text.ljust(width)}  # {comment}"
 
 
+def adjoint_comment(span: Span) -> str:
+    """`adjoint of: h = relu(x @ p.w1 + p.b1)   sinusoid_maml.meta:20` (without the '#')."""
+    text = span.statement()
+    if len(text) > _QUOTE:
+        text = text[:_QUOTE - 4] + " ..."
+    return f"adjoint of: {text}   {span.short()}"
+
+
+class AdjointHeadings:
+    """Where a block of backward code starts: before the first equation that is the
+    adjoint of a statement not announced just before (shared by the printer and the
+    Numba lowering, which asks about a whole fused loop nest at once)."""
+
+    def __init__(self):
+        self.current: dict = {}         # the statements of the block being written
+
+    def heading(self, spans) -> list[str]:
+        """Comments (without '#') to put before code made from equations with these spans."""
+        adjoint: dict = {}
+        for s in spans:
+            if s is not None and s.adjoint:
+                adjoint.setdefault((s.source.name, s.line), s)
+        if not adjoint:
+            if any(s is not None for s in spans):
+                self.current = {}       # primal code ends the block
+            return []
+        new = [s for k, s in adjoint.items() if k not in self.current]
+        self.current = adjoint
+        return [adjoint_comment(s) for s in new]
+
+
 def format_func(fn: Func, names: Names | None = None, indent: str = "") -> str:
     names = names or Names()
     args = ", ".join(f"{names.name(v)}: {v.type}" for v in fn.ins)
@@ -67,7 +107,9 @@ def format_func(fn: Func, names: Names | None = None, indent: str = "") -> str:
 
 def _format_body(fn: Func, names: Names, indent: str) -> list[str]:
     lines = []
+    headings = AdjointHeadings()
     for e in fn.eqns:
+        lines += [f"{indent}# {h}" for h in headings.heading([e.span])]
         ins = ", ".join(names.atom(a) for a in e.ins)
         scalars = {k: v for k, v in e.params.items() if not isinstance(v, Func)}
         subs = [(k, v) for k, v in e.params.items() if isinstance(v, Func)]

@@ -82,4 +82,12 @@ def needs(fn: Func) -> bool:
 def lower_cg(fn: Func) -> Func:
     if not needs(fn):
         return fn
-    return rewrite(fn, lambda b, e, ins: cg_loop(b, e, ins) if e.prim == "cg_solve" else None, lower_cg)
+    return rewrite(fn, lambda b, e, ins: _cited_cg_loop(b, e, ins) if e.prim == "cg_solve" else None, lower_cg)
+
+
+def _cited_cg_loop(b: Builder, e: Eqn, ins) -> list:
+    """cg_loop, whose equations (the residual figure's too) cite the solve's line."""
+    mark = len(b.eqns)
+    outs = cg_loop(b, e, ins)
+    b.cite(mark, e.span)
+    return outs
