@@ -37,6 +37,7 @@ import sys
 import warnings
 
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.walk import any_eqn
 
 PRIM = "diagnostic"
 SGD_TOL = 1e-4          # default stationarity tolerance of argmin ... by sgd(...)
@@ -85,7 +86,7 @@ def emit(b, figure, *, kind: str, tol: float, span, what: str, advice: str) -> N
 # ---- hoisting: diagnostics become kernel outputs ------------------------------------------
 
 def has_diagnostics(fn: Func) -> bool:
-    return any(e.prim == PRIM or any(has_diagnostics(s) for s in e.subfuncs()) for e in fn.eqns)
+    return any_eqn(fn, lambda e: e.prim == PRIM)
 
 
 def _describe(e: Eqn) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 
 from metacc.errors import MetaccError, Source, Span
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.walk import any_eqn
 
 KIND = "labels"
 
@@ -55,7 +56,7 @@ def check_values(e: Eqn, labels) -> None:
 # ---- compiled kernels: the figures ----------------------------------------------------------
 
 def has_one_hot(fn: Func) -> bool:
-    return any(e.prim == "one_hot" or any(has_one_hot(s) for s in e.subfuncs()) for e in fn.eqns)
+    return any_eqn(fn, lambda e: e.prim == "one_hot")
 
 
 def add_label_checks(fn: Func) -> Func:

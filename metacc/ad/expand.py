@@ -15,17 +15,13 @@ from __future__ import annotations
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.rewrite import rewrite
+from metacc.ir.walk import any_eqn
 
 _cache: dict[int, tuple[Func, Func, tuple]] = {}
 
 
 def needs_expand(fn: Func) -> bool:
-    for e in fn.eqns:
-        if e.prim in ("grad", "argmin") or (e.prim == "call" and not e.params.get("remat")):
-            return True
-        if any(needs_expand(s) for s in e.subfuncs()):
-            return True
-    return False
+    return any_eqn(fn, lambda e: e.prim in ("grad", "argmin") or (e.prim == "call" and not e.params.get("remat")))
 
 
 def expand(fn: Func) -> Func:

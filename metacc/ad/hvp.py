@@ -18,9 +18,10 @@ def hvp_func(fn: Func, wrt=None, name: str | None = None, with_value: bool = Fal
     gj = jvp_func(g, wrt)       # ins: fn.ins + v; outs: value, grads, value_dot, grads_dot
     n = len(wrt)
     b = Builder(span=fn.span)
-    args = [b.input(v.name, v.type) for v in gj.ins]
-    for v, i in zip(args[len(fn.ins):], wrt):
-        v.name = "v_" + fn.ins[i].name.replace(".", "_")
+    names = [v.name for v in gj.ins]
+    for j, i in enumerate(wrt):         # the directions: gj's inputs after fn's own
+        names[len(fn.ins) + j] = "v_" + fn.ins[i].name.replace(".", "_")
+    args = [b.input(n, v.type) for n, v in zip(names, gj.ins)]
     outs = inline(b, gj, args)
     grads, hv = outs[1:1 + n], outs[2 + n:2 + 2 * n]
     for h, i in zip(hv, wrt):

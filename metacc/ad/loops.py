@@ -26,6 +26,7 @@ from metacc.ad.util import materialize, zeros
 from metacc.errors import InternalError
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.walk import all_eqns
 
 # ---------------------------------------------------------------- forward mode
 
@@ -159,15 +160,7 @@ def _vjp_scan_forward(b: Builder, e: Eqn, ins, act_in):
 
 def _free_symbols(fn: Func) -> frozenset[str]:
     """Symbolic dims fn uses without binding them by its inputs: those of its enclosing function."""
-    used: set[str] = set()
-
-    def walk(f: Func) -> None:
-        for e in f.eqns:
-            for v in e.outs:
-                used.update(v.type.symbols)
-            for sub in e.subfuncs():
-                walk(sub)
-    walk(fn)
+    used = {d for e in all_eqns(fn) for v in e.outs for d in v.type.symbols}
     return frozenset(used - set(fn.symbols()))
 
 

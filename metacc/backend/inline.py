@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from metacc.errors import InternalError
 from metacc.ir.core import Atom, Eqn, Func, Var
+from metacc.ir.walk import any_eqn
 
 
 def inline_calls(fn: Func) -> Func:
@@ -46,9 +47,4 @@ def inline_calls(fn: Func) -> Func:
 
 
 def _has_work(fn: Func) -> bool:
-    for e in fn.eqns:
-        if e.prim in ("call", "grad", "argmin"):
-            return True
-        if e.prim == "scan" and _has_work(e.params["body"]):
-            return True
-    return False
+    return any_eqn(fn, lambda e: e.prim in ("call", "grad", "argmin"))

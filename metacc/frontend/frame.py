@@ -58,11 +58,14 @@ class Frame:
         self.owned.add(local)
         return local
 
-    def emit(self, prim: str, ins, span: Span | None, name: str | None = None, **params) -> tuple[Var, ...]:
-        """Emit one equation; the primitive's type rule raises ShapeError on bad operands."""
-        outs = self.builder.emit(prim, *[self.use(a) for a in ins], name=name or prim, span=span, **params)
+    def emit(self, prim: str, ins, span: Span | None, name: str | None = None, names: list[str] | None = None,
+             **params) -> tuple[Var, ...]:
+        """Emit one equation; the primitive's type rule raises ShapeError on bad operands.
+        `names`: one source name per output (a loop's carried values)."""
+        outs = self.builder.emit(prim, *[self.use(a) for a in ins], name=name or prim, names=names, span=span,
+                                 **params)
         self.owned.update(outs)
-        if name is None:
+        if name is None and names is None:
             self.unnamed.update(outs)
         return outs
 

@@ -181,14 +181,14 @@ def _scan(ctx: Ctx, node: A.Repeat, names: list[str], values: list, seg: Segment
     params = dict(body=body, length=seg.length, n_consts=len(consts), n_carry=len(init), reverse=False, label=label)
     if checkpoint:
         params["checkpoint"] = dict(checkpoint)
-    results = ctx.frame.emit("scan", consts + init, node.span, **params)
+    # the carries leave the loop under the names of the values they carry (`p.w1`)
+    out_names = [_leaf_name(name, path) for name, value in zip(names, values) for path in leaf_paths(value)]
+    results = ctx.frame.emit("scan", consts + init, node.span, names=out_names, **params)
     new_values, i = [], 0
     for name, value in zip(names, values):
         n = len(leaves(value))
         new_leaves = []
-        for path, atom in zip(leaf_paths(value), results[i:i + n]):
-            atom.name = _leaf_name(name, path)
-            ctx.frame.unnamed.discard(atom)
+        for atom in results[i:i + n]:
             new_leaves.append(Tensor(atom, node.span, atom.name))
         new_values.append(rebuild(value, new_leaves, origin=node.span, desc=name))
         i += n

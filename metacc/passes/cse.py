@@ -8,6 +8,7 @@ transpose of the same weight); this pass keeps one.
 from __future__ import annotations
 
 from metacc.ir.core import Eqn, Func, Lit, Var
+from metacc.ir.walk import map_subfuncs, subst, with_body, with_parts
 
 
 def _key_param(v):
@@ -24,30 +25,18 @@ def cse(fn: Func) -> Func:
     seen: dict = {}
     sub: dict[Var, Var] = {}
     eqns: list[Eqn] = []
-    changed = False
     for e in fn.eqns:
-        ins = tuple(sub.get(a, a) if isinstance(a, Var) else a for a in e.ins)
-        params = e.params
-        new_subs = {k: cse(v) for k, v in params.items() if isinstance(v, Func)}
-        if any(new_subs[k] is not params[k] for k in new_subs):
-            params = {**params, **new_subs}
-        if ins != e.ins or params is not e.params:
-            e = Eqn(e.prim, ins, e.outs, params, e.span)
-            changed = True
+        e = map_subfuncs(with_parts(e, [subst(a, sub) for a in e.ins]), cse)
         if e.prim not in ("rng_uniform", "rng_normal"):
-            key = (e.prim, tuple(("v", id(a)) if isinstance(a, Var) else ("l", a.value, a.type) for a in ins),
-                   _key_param(params))
+            key = (e.prim, tuple(("v", id(a)) if isinstance(a, Var) else ("l", a.value, a.type) for a in e.ins),
+                   _key_param(e.params))
             prev = seen.get(key)
             if prev is not None:
                 sub.update(zip(e.outs, prev.outs))
-                changed = True
                 continue
             seen[key] = e
         eqns.append(e)
-    if not changed:
-        return fn
-    outs = tuple(sub.get(a, a) if isinstance(a, Var) else a for a in fn.outs)
-    return Func(fn.name, fn.ins, tuple(eqns), outs, fn.span)
+    return with_body(fn, eqns, [subst(a, sub) for a in fn.outs])
 
 
 __all__ = ["cse", "Lit"]

@@ -19,6 +19,7 @@ import numpy as np
 from metacc.ir.builder import Builder
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.interp import IMPLS
+from metacc.ir.walk import map_subfuncs, with_body, with_parts
 from metacc.ir.types import NUMPY_DTYPE, TensorType
 
 
@@ -33,7 +34,6 @@ def fold(fn: Func) -> Func:
     sub: dict[Var, object] = {}
     b = Builder(span=fn.span)
     b.ins = list(fn.ins)
-    changed = False
 
     def read(a):
         while isinstance(a, Var) and a in sub:
@@ -43,7 +43,8 @@ def fold(fn: Func) -> Func:
     uses = _use_counts(fn)
     for e in fn.eqns:
         ins = tuple(read(a) for a in e.ins)
-        params = {k: (fold(v) if isinstance(v, Func) else v) for k, v in e.params.items()}
+        e = map_subfuncs(e, fold)
+        params = e.params
         out = e.outs[0] if len(e.outs) == 1 else None
         if out is not None and _is_transposed_product(e.prim, ins, params, defs, uses):
             d = defs[ins[0]]
@@ -51,7 +52,6 @@ def fold(fn: Func) -> Func:
                       e.outs, {}, e.span)
             b.eqns.append(new)
             defs[out] = new
-            changed = True
             continue
         rep = _rewrite(e.prim, ins, params, out, zero_of, defs, one_of) if out is not None else None
         if rep is not None:
@@ -63,11 +63,8 @@ def fold(fn: Func) -> Func:
                 defs[out] = new
             else:
                 sub[out] = rep
-            changed = True
             continue
-        if ins != e.ins or any(params[k] is not e.params[k] for k in params):
-            e = Eqn(e.prim, ins, e.outs, params, e.span)
-            changed = True
+        e = with_parts(e, ins)
         if e.prim == "full" and e.params["value"] == 0:
             zero_of.add(e.outs[0])
         if e.prim == "full" and e.params["value"] == 1:
@@ -75,9 +72,7 @@ def fold(fn: Func) -> Func:
         for v in e.outs:
             defs[v] = e
         b.eqns.append(e)
-    if not changed:
-        return fn
-    return Func(fn.name, fn.ins, tuple(b.eqns), tuple(read(a) for a in fn.outs), fn.span)
+    return with_body(fn, b.eqns, [read(a) for a in fn.outs])
 
 
 def _use_counts(fn: Func) -> dict:

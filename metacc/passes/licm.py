@@ -9,26 +9,18 @@ from __future__ import annotations
 
 from metacc.ir.builder import Builder
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.walk import map_subfuncs, with_body
 
 
 def licm(fn: Func) -> Func:
-    changed = False
     eqns: list[Eqn] = []
     for e in fn.eqns:
-        params = {k: (licm(v) if isinstance(v, Func) else v) for k, v in e.params.items()}
-        if any(params[k] is not e.params[k] for k in params):
-            e = Eqn(e.prim, e.ins, e.outs, params, e.span)
-            changed = True
+        e = map_subfuncs(e, licm)
         if e.prim == "scan" and e.params["length"] > 1:
-            hoisted, e2 = _hoist(e)
-            if hoisted:
-                eqns += hoisted
-                e = e2
-                changed = True
+            hoisted, e = _hoist(e)
+            eqns += hoisted
         eqns.append(e)
-    if not changed:
-        return fn
-    return Func(fn.name, fn.ins, tuple(eqns), fn.outs, fn.span)
+    return with_body(fn, eqns)
 
 
 def _hoist(e: Eqn):

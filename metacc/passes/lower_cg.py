@@ -15,6 +15,7 @@ from __future__ import annotations
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func
 from metacc.ir.rewrite import rewrite
+from metacc.ir.walk import any_eqn
 
 
 def _dot(b, xs, ys):
@@ -76,7 +77,7 @@ def _report_residual(b: Builder, e: Eqn, rs, bb0) -> None:
 
 
 def needs(fn: Func) -> bool:
-    return any(e.prim == "cg_solve" or any(needs(s) for s in e.subfuncs()) for e in fn.eqns)
+    return any_eqn(fn, lambda e: e.prim == "cg_solve")
 
 
 def lower_cg(fn: Func) -> Func:

@@ -9,28 +9,19 @@ untouched); once its carries are gone, dead-code elimination drops the loop.
 from __future__ import annotations
 
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.walk import map_subfuncs, subst, with_body, with_parts
 
 
 def passthrough(fn: Func) -> Func:
     sub: dict[Var, object] = {}
     eqns: list[Eqn] = []
-    changed = False
     for e in fn.eqns:
-        ins = tuple(sub.get(a, a) if isinstance(a, Var) else a for a in e.ins)
-        params = {k: (passthrough(v) if isinstance(v, Func) else v) for k, v in e.params.items()}
-        if ins != e.ins or any(params[k] is not e.params[k] for k in params):
-            e = Eqn(e.prim, ins, e.outs, params, e.span)
-            changed = True
+        e = map_subfuncs(with_parts(e, [subst(a, sub) for a in e.ins]), passthrough)
         if e.prim == "scan":
             e, found = _constant_carries(e)
-            if found:
-                sub.update(found)
-                changed = True
+            sub.update(found)
         eqns.append(e)
-    if not changed:
-        return fn
-    outs = tuple(sub.get(a, a) if isinstance(a, Var) else a for a in fn.outs)
-    return Func(fn.name, fn.ins, tuple(eqns), outs, fn.span)
+    return with_body(fn, eqns, [subst(a, sub) for a in fn.outs])
 
 
 def _constant_carries(e: Eqn):
