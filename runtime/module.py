@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from metacc.dtypes import float_dtype
-from metacc.errors import MetaccError, MetaccErrors
-from metacc.frontend.diagnostics import did_you_mean
+from metacc.errors import MetaccError, MetaccErrors, did_you_mean
 from metacc.labels import LabelError
 from metacc.program import Arg, Function, ParamGroup, Program, TaskType
 from metacc.runtime.initializers import init_field
