@@ -83,9 +83,9 @@ def compiler_build() -> str:
         h = hashlib.sha256()
         here = Path(__file__).parent
         # everything that decides a kernel's code: the compiler, and the runtime's
-        # helpers, kernel kinds and retyping, and how a cached kernel is loaded
+        # helpers and kernel kinds, and how a cached kernel is loaded
         files = sorted(Path(metacc.__file__).parent.rglob("*.py")) + [
-            here / "helpers.py", here / "extern.py", here / "kernel.py", here / "retype.py",
+            here / "helpers.py", here / "extern.py", here / "kernel.py",
             here / "cache.py", here / "serial.py"]
         for f in files:
             h.update(f.name.encode())

@@ -19,10 +19,10 @@ from metacc.dtypes import float_dtype
 from metacc.errors import MetaccError, Source
 from metacc.program import Program
 from metacc.backend.loader import write_atomic_bytes
+from metacc.passes.retype import retype_program
 from metacc.runtime import serial
 from metacc.runtime.cache import compiler_build, default_dir, warn
 from metacc.runtime.module import Module
-from metacc.runtime.retype import retype_program
 
 
 def _front_end(source: Source, dtype: str | None, constants: dict | None, root: Path) -> Program:
