@@ -133,7 +133,7 @@ class Kernel:
 
 def _pipeline():
     # imported on use: metacc.pipeline imports metacc.backend, which imports
-    # metacc.runtime (threads, helpers), so a top-level import here would meet a
+    # metacc.runtime (threads), so a top-level import here would meet a
     # half-initialised backend package
     from metacc import pipeline
     return pipeline
