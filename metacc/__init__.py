@@ -3,7 +3,7 @@ __version__ = "0.1.0"
 
 from metacc.errors import InternalError, MetaccError, api_boundary  # noqa: E402,F401
 from metacc.diagnostics import ConvergenceWarning  # noqa: E402,F401
-from metacc.ad.activity import DisconnectedWarning  # noqa: E402,F401
+from metacc.disconnected import DisconnectedWarning  # noqa: E402,F401
 from metacc.nonfinite import NonFiniteError  # noqa: E402,F401
 
 

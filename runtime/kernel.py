@@ -17,7 +17,7 @@ from pathlib import Path
 from metacc.diagnostics import check
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
-from metacc.ad.activity import emit as emit_notes
+from metacc.disconnected import emit as emit_notes
 from metacc.runtime.cache import entry_key, open_module
 from metacc.runtime.progress import first_call
 
