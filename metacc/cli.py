@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from metacc import __version__
-from metacc.errors import MetaccError, MetaccErrors
+from metacc.errors import MetaccError, MetaccErrors, did_you_mean
 
 
 @dataclass
@@ -49,7 +49,6 @@ class ShowRequest:
             return list(functions.values())
         if self.fn not in functions:
             names = ", ".join(functions) or "(none)"
-            from metacc.frontend.diagnostics import did_you_mean
             raise MetaccError(f"{self.path} has no function `{self.fn}`", expected=f"one of: {names}",
                               found=self.fn, hint=did_you_mean(self.fn, functions))
         return [functions[self.fn]]
@@ -251,7 +250,6 @@ def _check_dims(f, dims: dict[str, int]) -> None:
     known = list(dict.fromkeys(s for v in f.ir.ins for s in v.type.symbols))
     for name in dims:
         if name not in known:
-            from metacc.frontend.diagnostics import did_you_mean
             raise MetaccError(f"--dims {name}=...: {f.kind} {f.name} has no dimension `{name}`",
                               expected=", ".join(known) or "(it has no symbolic dims)", found=name,
                               hint=did_you_mean(name, known))

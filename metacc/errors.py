@@ -12,6 +12,7 @@ METACC_FULL_TRACEBACK=1 keeps every frame (for debugging metacc itself).
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import types
@@ -130,6 +131,16 @@ class MetaccErrors(MetaccError):
 
     def render(self) -> str:
         return "\n\n".join(e.render() for e in self.errors)
+
+
+def did_you_mean(name: str, candidates) -> str | None:
+    """The hint for a misspelt name: up to three close candidates, or None."""
+    # short names (w4 for w1) differ in a larger fraction of their letters
+    cutoff = 0.5 if len(name) <= 3 else 0.6
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=cutoff)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
 
 
 class InternalError(Exception):

@@ -31,8 +31,7 @@ from metacc.ad.vjp import check_connected_inputs
 from metacc.backend.module import BACKEND
 from metacc.backend.wrap import literal, wrap_line
 from metacc.diagnostics import hoist
-from metacc.errors import MetaccError
-from metacc.frontend.diagnostics import did_you_mean
+from metacc.errors import MetaccError, did_you_mean
 from metacc.ir.core import Func
 from metacc.ir.printer import format_func
 from metacc.kernels import KINDS

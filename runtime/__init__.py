@@ -1,5 +1,7 @@
-"""The runtime: compiled modules, argument trees, kernel cache (installed as metacc.runtime)."""
-from metacc.runtime.compiler import compile  # noqa: F401,A004
+"""The runtime: compiled modules, argument trees, kernel cache (installed as metacc.runtime).
+
+What runs only: `metacc.compile` (metacc.compiler, the compile driver) builds the Module.
+"""
 from metacc.runtime.module import Module  # noqa: F401
 # the outer loop: task samplers, optimizers on parameter groups, a training loop
 from metacc.runtime import optim, tasks, train  # noqa: F401,E402
@@ -9,7 +11,6 @@ from metacc.runtime import optim, tasks, train  # noqa: F401,E402
 from metacc.errors import api_boundary as _api, wrap_methods as _wrap  # noqa: E402
 from metacc.runtime import module as _module  # noqa: E402
 
-compile = _api(compile)  # noqa: A001
 train.train = _api(train.train)
 _wrap(_module.Module, ("__getattr__", "__getitem__"))
 _wrap(_module.FunctionHandle, ("__call__", "value_and_grad", "grad", "hvp", "grad_and_hvp", "jvp", "vjp",

@@ -82,11 +82,10 @@ def compiler_build() -> str:
     if _BUILD is None:
         h = hashlib.sha256()
         here = Path(__file__).parent
-        # everything that decides a kernel's code: the compiler, and the runtime's
-        # helpers, kernel kinds and retyping, and how a cached kernel is loaded
+        # everything that decides a kernel's code: the compiler (the helpers that
+        # kernels call included), the runtime's kernel kinds, and how a cached kernel is loaded
         files = sorted(Path(metacc.__file__).parent.rglob("*.py")) + [
-            here / "helpers.py", here / "extern.py", here / "kernel.py", here / "retype.py",
-            here / "cache.py", here / "serial.py"]
+            here / "kernel.py", here / "cache.py", here / "serial.py"]
         for f in files:
             h.update(f.name.encode())
             h.update(f.read_bytes())

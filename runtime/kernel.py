@@ -17,7 +17,7 @@ from pathlib import Path
 from metacc.diagnostics import check
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
-from metacc.ad.activity import emit as emit_notes
+from metacc.disconnected import emit as emit_notes
 from metacc.runtime.cache import entry_key, open_module
 from metacc.runtime.progress import first_call
 
@@ -26,7 +26,10 @@ _SINGULAR = re.compile(r"metacc: (.*)")
 
 class Kernel:
     def __init__(self, source_key: str, fn_name: str, ir: Func, kind: str, wrt: tuple[int, ...],
-                 batched: tuple[bool, ...] | None, dtype: str, cache_dir: Path):
+                 batched: tuple[bool, ...] | None, dtype: str, cache_dir: Path, pipeline):
+        # metacc.pipeline (the passes of each kernel kind), handed down from the compile
+        # driver: the runtime runs the compiler on first call but does not import it
+        self.pipeline = pipeline
         self.fn_name, self.base, self.kind, self.wrt, self.batched = fn_name, ir, kind, wrt, batched
         self.source_key, self.dtype, self.cache_dir = source_key, dtype, cache_dir
         self._ir: Func | None = None
@@ -59,7 +62,7 @@ class Kernel:
         what the back end lowers."""
         if stage == "simplified" and self._ir is not None:
             return self._ir
-        pipeline = _pipeline()
+        pipeline = self.pipeline
         if stage == "simplified":
             self._ir = pipeline.back_end(self.base, self._kind, self._wrt, self.batched, "expand").fn
             return self._ir
@@ -67,7 +70,7 @@ class Kernel:
 
     def source(self) -> str:
         # with the kernel's WARNINGS, repeated by module() when it comes from the cache
-        return _pipeline().kernel_source(self.base, self._kind, self._wrt, self.batched)
+        return self.pipeline.kernel_source(self.base, self._kind, self._wrt, self.batched)
 
     def show(self, stage: str = "numba") -> str:
         """The kernel after a stage: 'numba' its module, 'ir' and 'simplified' its IR, or
@@ -76,7 +79,7 @@ class Kernel:
             return self.source()
         if stage in ("ir", "simplified"):
             return str(self.ir(stage))
-        return _pipeline().show_stage(self.base, self._kind, self._wrt, self.batched, stage)
+        return self.pipeline.show_stage(self.base, self._kind, self._wrt, self.batched, stage)
 
     def module(self):
         if self._mod is None:
@@ -129,11 +132,3 @@ class Kernel:
             mod = self.module()
             entry = mod.ENTRY_BATCHED if self.batched is not None else mod.ENTRY_CALL
             return entry(*args)
-
-
-def _pipeline():
-    # imported on use: metacc.pipeline imports metacc.backend, which imports
-    # metacc.runtime (threads, helpers), so a top-level import here would meet a
-    # half-initialised backend package
-    from metacc import pipeline
-    return pipeline

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from metacc.dtypes import float_dtype
-from metacc.errors import MetaccError, MetaccErrors
-from metacc.frontend.diagnostics import did_you_mean
+from metacc.errors import MetaccError, MetaccErrors, did_you_mean
 from metacc.labels import LabelError
 from metacc.program import Arg, Function, ParamGroup, Program, TaskType
 from metacc.runtime.initializers import init_field
@@ -247,7 +246,7 @@ class FunctionHandle:
             if self.is_meta:
                 batched = tuple(a.kind == "task" for a in self.fn.args for _ in a.leaves)
             self._kernels[key] = Kernel(self._m._key_text, self.fn.name, self.fn.ir, kind, ids, batched,
-                                        self._m.dtype or "declared", self._m.cache_dir)
+                                        self._m.dtype or "declared", self._m.cache_dir, self._m.pipeline)
             self._kernels[key].check_finite = self._m.check_finite
         self._kernel_memo[memo] = self._kernels[key]
         return self._kernels[key]
@@ -373,8 +372,9 @@ class Module:
     check_finite = False      # every call checks its results (metacc.nonfinite); set by compile()
 
     def __init__(self, program: Program, key_text: str, dtype: str | None, cache_dir: Path,
-                 reload=None):
+                 pipeline, reload=None):
         self.program = program
+        self.pipeline = pipeline         # metacc.pipeline, handed in by the compile driver
         self._reload = reload            # constants -> Program (None: fixed program)
         self._variants: dict = {}
         self.dtype = dtype
@@ -395,7 +395,7 @@ class Module:
                 raise MetaccError("this module was built from a Program: its compile-time arguments "
                                   "are fixed", found=", ".join(f"{k}={v}" for k, v in key))
             text = self._key_text + "\n# constants: " + repr(key)
-            self._variants[key] = Module(self._reload(consts), text, self.dtype, self.cache_dir)
+            self._variants[key] = Module(self._reload(consts), text, self.dtype, self.cache_dir, self.pipeline)
             self._variants[key].check_finite = self.check_finite
         return self._variants[key]
 

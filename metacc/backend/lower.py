@@ -94,7 +94,7 @@ class KernelWriter:
         self.fn = fn
         self.names = CodeNames()
         self.helpers: set[str] = set()
-        self.links: set[str] = set()               # C entry points called, "mm_nn_f32" (runtime/extern.py)
+        self.links: set[str] = set()               # C entry points called, "mm_nn_f32" (backend/extern.py)
         self.dims: dict[str, str] = {}
         self.slots = Slots()
         self.loc: dict[Var, tuple[str, str]] = {}

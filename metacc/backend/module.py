@@ -35,7 +35,7 @@ from metacc.errors import InternalError
 from metacc.ir.core import Func
 from metacc.ir.verify import verify
 from metacc.passes.driver import Build, Pass, ir_pass, run
-from metacc.runtime.extern import NAMES as EXTERN
+from metacc.backend.extern import NAMES as EXTERN
 
 REDUCTIONS = ("mean", "sum", "stack")
 
@@ -118,13 +118,13 @@ BACKEND = (
 
 
 def _imports(kw: KernelWriter) -> str:
-    """Helpers come from metacc.runtime.helpers, or from metacc.runtime.extern for
+    """Helpers come from metacc.backend.helpers, or from metacc.backend.extern for
     those the kernel calls by address; the module links those at import, before
     Numba can load the kernel's cached machine code."""
     used = kw.helpers | {"ld", "st"}
     ext = sorted((used & set(EXTERN)) | ({"link"} if kw.links else set()))
-    text = f"from metacc.runtime.extern import {', '.join(ext)}\n" if ext else ""
-    text += f"from metacc.runtime.helpers import {', '.join(sorted(used - set(EXTERN)))}\n"
+    text = f"from metacc.backend.extern import {', '.join(ext)}\n" if ext else ""
+    text += f"from metacc.backend.helpers import {', '.join(sorted(used - set(EXTERN)))}\n"
     if kw.links:
         text += f"\nlink({', '.join(repr(x) for x in sorted(kw.links))})\n"
     return text + "\n\n"

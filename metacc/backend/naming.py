@@ -12,8 +12,8 @@ import re
 
 from metacc.ir.core import Atom, Var
 from metacc.ir.prims import PRIMS
-from metacc.runtime.extern import NAMES as EXTERN
-from metacc.runtime.helpers import NAMES as HELPERS
+from metacc.backend.extern import NAMES as EXTERN
+from metacc.backend.helpers import NAMES as HELPERS
 from metacc.ir.printer import Names
 
 # Names the generated code uses for itself: modules, helpers, loop indices,

@@ -21,11 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from metacc.errors import MetaccError
+from metacc.errors import MetaccError, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx
 from metacc.frontend.convert import static_dim, static_int, static_ints, static_number, static_shape
-from metacc.frontend.diagnostics import did_you_mean
 from metacc.frontend.values import kind_text
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from metacc.errors import MetaccError, Span
+from metacc.errors import MetaccError, Span, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, Env, Poisoned, text_of
 from metacc.frontend.convert import as_tensor, literal
 from metacc.frontend.declarations import ArgSig, Signature
-from metacc.frontend.diagnostics import did_you_mean
 from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text
 from metacc.ir.types import Dim, TensorType
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import numbers
 from dataclasses import replace
 
-from metacc.errors import MetaccError, Source, Span
+from metacc.errors import MetaccError, Source, Span, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.calls import check_result, lower_body
 from metacc.frontend.context import Ctx, Env, Poisoned
 from metacc.frontend.declarations import Declarations, Signature
-from metacc.frontend.diagnostics import Reporter, did_you_mean
+from metacc.frontend.diagnostics import Reporter
 from metacc.frontend.frame import Frame
 from metacc.frontend.values import Number, Record, Tensor, Tree, leaves
 from metacc.ir.verify import verify

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from metacc.errors import MetaccError, Span
+from metacc.errors import MetaccError, Span, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.convert import MAX_ELEMENTS, MAX_SIZE, check_elements, check_float_range
-from metacc.frontend.diagnostics import Reporter, did_you_mean
+from metacc.frontend.diagnostics import Reporter
 from metacc.ir.types import FLOAT_DTYPES, TensorType
 from metacc.program import Arg, Field, Init, ParamGroup, TaskType
 

@@ -6,8 +6,6 @@ raises them together at the end.
 """
 from __future__ import annotations
 
-import difflib
-
 from metacc.errors import MetaccError, MetaccErrors, Span
 from metacc.ir.types import ShapeError
 
@@ -30,15 +28,6 @@ class Reporter:
             return
         errors = sorted(self.errors, key=lambda e: (e.line or 0, e.col or 0))
         raise errors[0] if len(errors) == 1 else MetaccErrors(errors)
-
-
-def did_you_mean(name: str, candidates) -> str | None:
-    # short names (w4 for w1) differ in a larger fraction of their letters
-    cutoff = 0.5 if len(name) <= 3 else 0.6
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=cutoff)
-    if not close:
-        return None
-    return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
 
 
 _SHAPE_HINTS = (

@@ -13,11 +13,10 @@ outer values it uses; the solver starts from `init`.
 """
 from __future__ import annotations
 
-from metacc.errors import MetaccError
+from metacc.errors import MetaccError, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, text_of
 from metacc.frontend.convert import literal, static_int, static_number
-from metacc.frontend.diagnostics import did_you_mean
 from metacc.frontend.frame import Frame
 from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text, leaf_paths, leaves, rebuild
 

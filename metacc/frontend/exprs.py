@@ -5,11 +5,10 @@ Dispatch on the AST node; operators live in `arith`, calls of builtins in
 """
 from __future__ import annotations
 
-from metacc.errors import MetaccError
+from metacc.errors import MetaccError, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.arith import COMPARE, elementwise, logical, matmul, negate
 from metacc.frontend.context import Ctx, text_of
-from metacc.frontend.diagnostics import did_you_mean
 from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text
 
 

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from metacc.errors import MetaccError, Span
+from metacc.errors import MetaccError, Span, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, Poisoned
 from metacc.frontend.convert import MAX_SIZE, as_tensor, static_int
-from metacc.frontend.diagnostics import did_you_mean
 from metacc.frontend.frame import Frame
 from metacc.frontend.stmts import name_value, run_statements
 from metacc.frontend.values import DimValue, Number, Tensor, kind_text, leaf_paths, leaves, rebuild, structure

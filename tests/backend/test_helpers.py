@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metacc.runtime.helpers import mm_nn, mm_nt, mm_tn, mm_tt, transpose_n
+from metacc.backend.helpers import mm_nn, mm_nt, mm_tn, mm_tt, transpose_n
 
 SHAPES = [(10, 40, 40), (40, 10, 40), (40, 40, 10), (10, 40, 1), (10, 1, 40), (1, 40, 1), (7, 13, 21),
           (3, 0, 9), (5, 3, 17), (9, 9, 33), (4, 4, 8), (16, 8, 16), (2, 2, 2), (1, 1, 1), (33, 5, 3)]

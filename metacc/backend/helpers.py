@@ -580,7 +580,7 @@ NAMES = ("ld", "st", "copy_n", "transpose_n", "mm_dots", "gemm", "_gemm_cols", "
          "uniform_f32", "normal_f64", "normal_f32")
 
 
-# ---- C entry points: what kernels call (through metacc.runtime.extern) ----
+# ---- C entry points: what kernels call (through metacc.backend.extern) ----
 #
 # A kernel that called the helpers above directly would get their LLVM IR linked
 # into its own module and optimised again there, every specialisation of every

@@ -27,7 +27,7 @@ from numba.core import cgutils
 from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic
 
-from metacc.runtime import helpers
+from metacc.backend import helpers
 
 DTYPES = {"f32": types.float32, "f64": types.float64, "i64": types.int64, "bool": types.boolean}
 SUFFIX = {t: s for s, t in DTYPES.items()}

@@ -7,8 +7,11 @@ reverse): the kernels then take and return arrays of the target dtype only.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.types import FLOAT_DTYPES, TensorType
+from metacc.program import Program
 
 
 def _t(t: TensorType, dtype: str) -> TensorType:
@@ -44,12 +47,8 @@ def retype(fn: Func, dtype: str, env: dict | None = None) -> Func:
     return Func(fn.name, ins, eqns, tuple(atom(a) for a in fn.outs), fn.span)
 
 
-def retype_program(program, dtype: str):
+def retype_program(program: Program, dtype: str) -> Program:
     """A copy of a Program whose every float type is `dtype`."""
-    from dataclasses import replace
-
-    from metacc.program import Program
-
     def field(f):
         return replace(f, type=_t(f.type, dtype))
 

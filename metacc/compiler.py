@@ -15,14 +15,15 @@ import json
 import os
 from pathlib import Path
 
+from metacc import pipeline
 from metacc.dtypes import float_dtype
 from metacc.errors import MetaccError, Source
 from metacc.program import Program
 from metacc.backend.loader import write_atomic_bytes
+from metacc.passes.retype import retype_program
 from metacc.runtime import serial
 from metacc.runtime.cache import compiler_build, default_dir, warn
 from metacc.runtime.module import Module
-from metacc.runtime.retype import retype_program
 
 
 def _front_end(source: Source, dtype: str | None, constants: dict | None, root: Path) -> Program:
@@ -113,6 +114,6 @@ def compile(path_or_source, dtype: str | None = None, cache_dir=None,  # noqa: A
     if not isinstance(path_or_source, Program):
         def reload(consts, _source=source):
             return _front_end(_source, dtype, consts, root)
-    mod = Module(program, key_text, dtype, root, reload)
+    mod = Module(program, key_text, dtype, root, pipeline, reload)
     mod.check_finite = check
     return mod
