@@ -4,10 +4,11 @@ Only the option parsing is run: the benchmark itself takes minutes.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from tests.scripts import load_script
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "p1_maml.py"
 PUBLISHED = BENCH.with_name("p1_results.json")
@@ -15,10 +16,7 @@ PUBLISHED = BENCH.with_name("p1_results.json")
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("p1_maml", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(BENCH, "p1_maml")
 
 
 @pytest.mark.parametrize("argv", [["--quick"], [], ["--ks", "5"]])

@@ -5,13 +5,13 @@ here they load from the disk cache instead of compiling again.
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
 import pytest
 
 from tests.e2e.compiled import EXAMPLES
+from tests.scripts import load_script
 
 DRIVERS = ["sinusoid_maml", "sinusoid_fomaml", "sinusoid_truncated", "sinusoid_checkpointed", "meta_sgd",
            "per_layer_rates", "anil", "inner_adam", "learned_optimizer", "imaml", "ridge_head", "straight_through"]
@@ -26,10 +26,7 @@ def load_driver(name):
     # as `python examples/NAME.py` does: the drivers import examples/driver.py as `driver`
     if str(EXAMPLES) not in sys.path:
         sys.path.insert(0, str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(EXAMPLES / f"{name}.py", f"example_{name}")
 
 
 def _leaves(tree):

@@ -1,22 +1,19 @@
 """The README's published figures: docs/regenerate.py finds them, compares them, and (slow) reproduces them."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.compiled import EXAMPLES
+from tests.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "regenerate.py"
 
 
 @pytest.fixture(scope="module")
 def regen():
-    spec = importlib.util.spec_from_file_location("regenerate", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT, "regenerate")
 
 
 def test_every_example_has_a_published_figure(regen):
