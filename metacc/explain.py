@@ -33,10 +33,24 @@ def explain(fn: Func, name: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def magic_stops(fn: Func) -> set:
+    """Outputs of the stop_gradient in magic(x) = exp(x - stop_gradient(x)): that one drops no term."""
+    stops = {e.outs[0]: e.ins[0] for e in fn.eqns if e.prim == "stop_gradient"}
+    subs = {e.outs[0]: e.ins[1] for e in fn.eqns
+            if e.prim == "sub" and e.ins[1] in stops and stops[e.ins[1]] is e.ins[0]}
+    return {subs[e.ins[0]] for e in fn.eqns if e.prim == "exp" and e.ins[0] in subs}
+
+
 def _walk(fn: Func, lines: list[str], indent: str, depth: int, in_loop: bool = False):
     grad_outs = {v for e in fn.eqns if e.prim == "grad" for v in e.outs}
+    magic = magic_stops(fn)
     for e in fn.eqns:
-        if e.prim == "scan":
+        if e.prim == "stop_gradient" and e.outs[0] in magic:
+            lines.append(f"{indent}{_where(e)}: magic (DiCE) — the value is 1 and the derivative magic(x) dx at "
+                         "every order, so magic(log p(sample)) * cost differentiates to the score-function "
+                         "estimator (its expectation over the samples is the gradient of the expected cost); "
+                         "no term is dropped.")
+        elif e.prim == "scan":
             _explain_loop(e, lines, indent)
             _walk(e.params["body"], lines, indent + "  ", depth + 1, in_loop=True)
         elif e.prim == "stop_gradient":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metacc.errors import MetaccError
+from metacc.explain import magic_stops
 
 
 @dataclass
@@ -151,8 +152,11 @@ def _gradcheck(path, fn_name, wrt, seed, dims, eps, n_dirs, n_coords, constants)
     surrogate = surrogate_constructs(program.functions[fn_name].ir)
     if surrogate:
         e = surrogate[0]
+        what = e.prim.replace('_', ' ')
+        if e.prim == "stop_gradient" and e.outs[0] in magic_stops(program.functions[fn_name].ir):
+            what = "magic: a score-function surrogate, whose gradient is right only in expectation"
         raise MetaccError(f"{fn_name}'s gradient is by design not the derivative of its value "
-                          f"({e.prim.replace('_', ' ')}), so finite differences cannot check it",
+                          f"({what}), so finite differences cannot check it",
                           e.span, hint="check the same program without stop_gradient / first_order / "
                           "truncate / straight_through; `metacc explain` says which terms they drop")
     fn = program.functions[fn_name]

@@ -1,5 +1,5 @@
-"""Builtins about derivatives: grad, stop_gradient, straight_through, and the
-tree reductions (sqnorm, dot) that regularisers and implicit methods use."""
+"""Builtins about derivatives: grad, stop_gradient, straight_through, magic (DiCE),
+and the tree reductions (sqnorm, dot) that regularisers and implicit methods use."""
 from __future__ import annotations
 
 from metacc.errors import MetaccError
@@ -41,6 +41,27 @@ def _straight_through(ctx: Ctx, node, hard, surrogate):
     h = literal(ctx, hard, surrogate.type.dtype, node.span) if isinstance(hard, Number) else \
         as_tensor(ctx, hard, surrogate.type.dtype, node.span, "the hard value")
     return emit1(ctx, "straight_through", [h, surrogate], node.span)
+
+
+@builtin("magic", "x",
+         "DiCE's operator exp(x - stop_gradient(x)): the value 1, the derivative magic(x) * dx at every order; "
+         "magic(sum(log_p)) * reward differentiates to the score-function estimator")
+def _magic(ctx: Ctx, node, x):
+    # Built from exp, sub and stop_gradient, so every order of derivative comes from
+    # their rules: d magic(x) = magic(x) dx, again and again (Foerster et al. 2018).
+    # The simplifier has no x - x rule and keeps stop_gradient until after the AD
+    # transforms, so the value 1 is never folded into a constant that loses the derivative.
+    if isinstance(x, Number):
+        return Number(1.0, node.span, "magic")      # a constant: value 1, no derivative
+    if isinstance(x, (Tree, Record)):
+        reject(x, node, "the argument of magic", "a float tensor",
+               hint="magic takes the summed log-probability of the samples, e.g. magic(sum(log_p))")
+    t = as_tensor(ctx, x, None, node.span, "the argument of magic")
+    if not t.type.is_float:
+        raise MetaccError(f"magic needs a float tensor (a log-probability), not {t.type}", node.span,
+                          hint="cast it first, e.g. f32(...)")
+    fixed = emit1(ctx, "stop_gradient", [t], node.span)
+    return emit1(ctx, "exp", [emit1(ctx, "sub", [t, fixed], node.span)], node.span)
 
 
 def _sq(ctx: Ctx, x: Tensor, span) -> Tensor:

@@ -173,11 +173,14 @@ def _one_axis(x: Tensor, axis: int, span, what: str) -> tuple[int]:
 @builtin("softmax", "x, axis?:int", "exp(x) normalised along `axis` (default: the last), computed stably")
 def _softmax(ctx: Ctx, node, x, axis=-1):
     x = _float_input(ctx, node, x, "softmax")
-    axes = _one_axis(x, axis, node.span, "softmax")
-    m = emit1(ctx, "stop_gradient", [emit1(ctx, "reduce_max", [x], node.span, axes=axes, keepdims=True)], node.span)
-    e = emit1(ctx, "exp", [emit1(ctx, "sub", [x, m], node.span)], node.span)
-    s = emit1(ctx, "reduce_sum", [e], node.span, axes=axes, keepdims=True)
-    return emit1(ctx, "div", [e, s], node.span)
+    return softmax_of(ctx, x, _one_axis(x, axis, node.span, "softmax"), node.span)
+
+
+def softmax_of(ctx: Ctx, x: Tensor, axes, span) -> Tensor:
+    m = emit1(ctx, "stop_gradient", [emit1(ctx, "reduce_max", [x], span, axes=axes, keepdims=True)], span)
+    e = emit1(ctx, "exp", [emit1(ctx, "sub", [x, m], span)], span)
+    s = emit1(ctx, "reduce_sum", [e], span, axes=axes, keepdims=True)
+    return emit1(ctx, "div", [e, s], span)
 
 
 def log_softmax_of(ctx: Ctx, x: Tensor, axes, span) -> Tensor:

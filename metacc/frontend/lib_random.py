@@ -10,7 +10,7 @@ from metacc.errors import MetaccError
 from metacc.frontend.builtins import builtin, reject
 from metacc.frontend.context import Ctx
 from metacc.frontend.convert import as_tensor, literal
-from metacc.frontend.lib_math import emit1
+from metacc.frontend.lib_math import emit1, softmax_of
 from metacc.frontend.values import DimValue, Number, Tensor
 
 _TINY = 1e-20     # keeps log(u) finite when a uniform draw is exactly 0 (representable in f32)
@@ -48,17 +48,62 @@ def _draw(ctx: Ctx, node, key, shape, dtype=None):
     return emit1(ctx, prim, [_key(ctx, node, key)], node.span, shape=tuple(shape), dtype=dtype)
 
 
+def _logits(ctx: Ctx, node, logits, what: str) -> Tensor:
+    x = logits if isinstance(logits, Tensor) else as_tensor(ctx, logits, None, node.span, f"the logits of {what}")
+    if x.type.rank == 0 or not x.type.is_float:
+        raise MetaccError(f"{what} needs float logits with a class axis (the last), not {x.type}", node.span)
+    return x
+
+
+def gumbel_noise(ctx: Ctx, key: Tensor, like: Tensor, span) -> Tensor:
+    """-log(-log(u)), u ~ U[0, 1) of like's shape from the key: categorical and
+    gumbel_softmax draw the same noise from the same key, so the hard sample of
+    gumbel_softmax(k, z, tau, hard=true) is one_hot(categorical(z, k))."""
+    dtype = like.type.dtype
+    u = emit1(ctx, "rng_uniform", [key], span, shape=like.type.shape, dtype=dtype)
+    u = emit1(ctx, "maximum", [u, literal(ctx, Number(_TINY, span, "tiny"), dtype, span)], span)
+    return emit1(ctx, "neg", [emit1(ctx, "log", [emit1(ctx, "neg", [emit1(ctx, "log", [u], span)], span)], span)],
+                 span)
+
+
 @builtin("categorical", "logits, key", "a class index per row drawn with probabilities softmax(logits), as i64 "
                                        "(Gumbel-max: argmax of logits plus Gumbel noise)")
 def _categorical(ctx: Ctx, node, logits, key):
-    x = as_tensor(ctx, logits, None, node.span, "the logits of categorical") if not isinstance(logits, Tensor) \
-        else logits
-    if x.type.rank == 0 or not x.type.is_float:
-        raise MetaccError(f"categorical needs float logits with a class axis (the last), not {x.type}", node.span)
+    x = _logits(ctx, node, logits, "categorical")
     k = _key(ctx, node, key)
-    span, dtype = node.span, x.type.dtype
-    u = emit1(ctx, "rng_uniform", [k], span, shape=x.type.shape, dtype=dtype)
-    u = emit1(ctx, "maximum", [u, literal(ctx, Number(_TINY, span, "tiny"), dtype, span)], span)
-    gumbel = emit1(ctx, "neg", [emit1(ctx, "log", [emit1(ctx, "neg", [emit1(ctx, "log", [u], span)], span)], span)],
-                   span)
-    return emit1(ctx, "argmax", [emit1(ctx, "add", [x, gumbel], span)], span, axis=x.type.rank - 1)
+    perturbed = emit1(ctx, "add", [x, gumbel_noise(ctx, k, x, node.span)], node.span)
+    return emit1(ctx, "argmax", [perturbed], node.span, axis=x.type.rank - 1)
+
+
+def _temperature(ctx: Ctx, node, tau, dtype: str) -> Tensor:
+    if isinstance(tau, Number):
+        if not tau.value > 0:
+            raise MetaccError(f"the temperature of gumbel_softmax must be positive, not {tau.value}",
+                              node.span, hint="e.g. tau=0.5; small values approach one-hot samples")
+        return literal(ctx, tau, dtype, node.span)
+    if not (isinstance(tau, Tensor) and tau.type.rank == 0 and tau.type.is_float):
+        reject(tau, node, "the temperature of gumbel_softmax", "a positive number or a float scalar")
+    return tau if tau.type.dtype == dtype else emit1(ctx, "cast", [tau], node.span, dtype=dtype)
+
+
+@builtin("gumbel_softmax", "key, logits, tau, hard?:flag",
+         "a relaxed one-hot sample softmax((logits + g) / tau) along the last axis, g Gumbel noise from the key; "
+         "hard=true: the one-hot argmax forward, the relaxed sample's derivative backward (straight-through)")
+def _gumbel_softmax(ctx: Ctx, node, key, logits, tau, hard=False):
+    k = _key(ctx, node, key)
+    x = _logits(ctx, node, logits, "gumbel_softmax")
+    span, last = node.span, x.type.rank - 1
+    perturbed = emit1(ctx, "add", [x, gumbel_noise(ctx, k, x, span)], span)
+    scaled = emit1(ctx, "div", [perturbed, _temperature(ctx, node, tau, x.type.dtype)], span)
+    soft = softmax_of(ctx, scaled, (last,), span)
+    if not hard:
+        return soft
+    classes = x.type.shape[last]
+    if not isinstance(classes, int):
+        raise MetaccError(f"gumbel_softmax(hard=true) needs a fixed number of classes, not `{classes}`", span,
+                          hint="give the logits' last axis a size, or use the relaxed sample (hard=false)")
+    # argmax of the perturbed logits (not of the scaled ones: tau > 0 does not move it, and
+    # this is categorical's draw exactly); the relaxed sample carries the derivative
+    picked = emit1(ctx, "argmax", [perturbed], span, axis=last)
+    one_hot = emit1(ctx, "one_hot", [picked], span, n=classes, dtype=x.type.dtype)
+    return emit1(ctx, "straight_through", [one_hot, soft], span)

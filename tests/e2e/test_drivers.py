@@ -14,12 +14,14 @@ from tests.e2e.compiled import EXAMPLES
 from tests.scripts import load_script
 
 DRIVERS = ["sinusoid_maml", "sinusoid_fomaml", "sinusoid_truncated", "sinusoid_checkpointed", "meta_sgd",
-           "per_layer_rates", "anil", "inner_adam", "learned_optimizer", "imaml", "ridge_head", "straight_through"]
+           "per_layer_rates", "anil", "inner_adam", "learned_optimizer", "imaml", "ridge_head", "straight_through",
+           "data_selection"]
 # drivers that also score held-out tasks for their figure: only a few here
 EVAL = {"anil": ["--eval-tasks", "4"], "imaml": ["--eval-tasks", "2"], "ridge_head": ["--eval-tasks", "3"],
-        "straight_through": ["--eval-batches", "3"]}
+        "straight_through": ["--eval-batches", "3"], "data_selection": ["--eval-tasks", "3"]}
 FIGURE = {"anil": "held-out query MSE", "imaml": "held-out query MSE after the proximal solve",
-          "ridge_head": "held-out query accuracy", "straight_through": "held-out error rate"}
+          "ridge_head": "held-out query accuracy", "straight_through": "held-out error rate",
+          "data_selection": "held-out query MSE after"}
 
 
 def load_driver(name):

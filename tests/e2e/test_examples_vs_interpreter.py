@@ -101,6 +101,18 @@ def _straight_through(mod):
     return "ste", (mod.Weights.init(seed=0), batch), {}, None
 
 
+def _data_selection(mod):
+    rng = np.random.default_rng(8)
+    tasks = {"support": {"x": rng.normal(size=(N_TASKS, 6, 4)), "y": rng.normal(size=(N_TASKS, 6, 1)),
+                         "f": rng.normal(size=(N_TASKS, 6, 2))},
+             "query": {"x": rng.normal(size=(N_TASKS, 5, 4)), "y": rng.normal(size=(N_TASKS, 5, 1))},
+             "seed": rng.integers(0, 2 ** 62, size=N_TASKS)}
+    # non-zero selector weights: keep probabilities away from 1/2, both masks of a task differ
+    sel = {"w": rng.normal(size=(2, 1)), "b": rng.normal(size=1)}
+    return "select", (_perturbed(mod.Net.init(seed=0), rng) | {"w": rng.normal(size=(4, 1))}, sel, tasks,
+                      np.uint64(3)), {}, None
+
+
 # name -> mod -> (meta function, positional arguments, keyword arguments, wrt (None: the params groups))
 CASES = {
     "sinusoid_maml": lambda m: _maml(m, "maml"),
@@ -117,6 +129,7 @@ CASES = {
     "imaml": _imaml,
     "ridge_head": _ridge_head,
     "straight_through": _straight_through,
+    "data_selection": _data_selection,
 }
 
 
