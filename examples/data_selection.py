@@ -18,6 +18,13 @@ untrained start (init 0, every point kept with probability 1/2) and after
 meta-training, beside the trained init with the untrained rule and with every
 point kept (what the selection alone is worth), and the learned rule's keep
 probability for corrupted and for clean points.
+
+--estimator gumbel trains the same rule through select_relaxed instead: the
+masks are straight-through Gumbel-softmax samples (one-hot forward, the
+relaxed sample's derivative backward: biased, lower variance). Measured with
+the defaults otherwise: held-out query MSE 0.489 (DiCE: 0.386), keep
+probability 16.7% for corrupted points, 97.6% for clean ones. The held-out
+figures of both come from select's forward pass (masks drawn by categorical).
 """
 from pathlib import Path
 
@@ -61,14 +68,18 @@ def main(argv=None):
     ap = flags(__doc__, iterations=1000, meta_batch=32, inner_steps=5, alpha=0.1)
     ap.add_argument("--lr", type=float, default=3e-2, help="Adam's learning rate (outer loop)")
     ap.add_argument("--eval-tasks", type=int, default=500)
+    ap.add_argument("--estimator", choices=("dice", "gumbel"), default="dice",
+                    help="the selector's gradient: DiCE's score function, or the straight-through Gumbel-softmax")
     args = ap.parse_args(argv)
     mod = metacc.compile(PROGRAM, dtype=args.dtype)
     rng_key = np.uint64(args.seed)
     start = (mod.Net.init(seed=args.seed), mod.Selector.init(seed=args.seed))
 
+    meta = mod.select if args.estimator == "dice" else mod.select_relaxed
+
     def step(p, tasks):
         data = {k: v for k, v in tasks.items() if k != "bad"}
-        return mod.select.value_and_grad(p[0], p[1], data, rng_key, alpha=args.alpha, K=args.inner_steps)
+        return meta.value_and_grad(p[0], p[1], data, rng_key, alpha=args.alpha, K=args.inner_steps)
 
     params, log = meta_train(args, step, start, Adam(args.lr), noisy_tasks)
     report(log, "query MSE after adaptation")

@@ -63,3 +63,28 @@ def test_driver_lowers_the_meta_loss(name):
     driver = load_driver(name)
     _, log = driver.main(["--iterations", "300", "--dtype", "f64"])
     assert np.mean(log.losses[-30:]) < np.mean(log.losses[:30])
+
+
+def _held_out_numbers(out: str, prefix: str) -> list[float]:
+    line = next(ln for ln in out.splitlines() if ln.startswith(prefix))
+    return [float(x.rstrip("%,;)")) for x in line.split(":", 1)[1].split() if x[0].isdigit() and "." in x]
+
+
+def test_data_selection_trains_with_the_gumbel_estimator_too(capsys):
+    # select_relaxed's float64 meta-gradient kernel is the one test_examples_vs_interpreter builds
+    driver = load_driver("data_selection")
+    _, log = driver.main(["--iterations", "3", "--meta-batch", "2", "--dtype", "f64", "--eval-tasks", "3",
+                          "--estimator", "gumbel"])
+    assert len(log.losses) == 3 and all(np.isfinite(log.losses))
+    assert len(_held_out_numbers(capsys.readouterr().out, FIGURE["data_selection"])) == 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", ["dice", "gumbel"])
+def test_data_selection_learns_to_drop_the_corrupted_points(estimator, capsys):
+    driver = load_driver("data_selection")
+    driver.main(["--eval-tasks", "200", "--estimator", estimator])        # 1,000 iterations, float32
+    untrained, trained, _, keep_all, p_corrupted, p_clean = _held_out_numbers(capsys.readouterr().out,
+                                                                              FIGURE["data_selection"])
+    assert trained < 0.5 * untrained and trained < keep_all
+    assert p_corrupted < 30 < 70 < p_clean

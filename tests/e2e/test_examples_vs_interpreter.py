@@ -101,7 +101,7 @@ def _straight_through(mod):
     return "ste", (mod.Weights.init(seed=0), batch), {}, None
 
 
-def _data_selection(mod):
+def _data_selection(mod, fn="select"):
     rng = np.random.default_rng(8)
     tasks = {"support": {"x": rng.normal(size=(N_TASKS, 6, 4)), "y": rng.normal(size=(N_TASKS, 6, 1)),
                          "f": rng.normal(size=(N_TASKS, 6, 2))},
@@ -109,8 +109,8 @@ def _data_selection(mod):
              "seed": rng.integers(0, 2 ** 62, size=N_TASKS)}
     # non-zero selector weights: keep probabilities away from 1/2, both masks of a task differ
     sel = {"w": rng.normal(size=(2, 1)), "b": rng.normal(size=1)}
-    return "select", (_perturbed(mod.Net.init(seed=0), rng) | {"w": rng.normal(size=(4, 1))}, sel, tasks,
-                      np.uint64(3)), {}, None
+    return fn, (_perturbed(mod.Net.init(seed=0), rng) | {"w": rng.normal(size=(4, 1))}, sel, tasks,
+                np.uint64(3)), {}, None
 
 
 # name -> mod -> (meta function, positional arguments, keyword arguments, wrt (None: the params groups))
@@ -131,6 +131,8 @@ CASES = {
     "straight_through": _straight_through,
     "data_selection": _data_selection,
 }
+# an example's further meta functions: (name, function) -> mod -> the same tuple as CASES
+MORE_CASES = {("data_selection", "select_relaxed"): lambda m: _data_selection(m, "select_relaxed")}
 
 
 # imaml's implicit gradient stops conjugate gradient at the program's cg(tol=1e-8): the
@@ -150,12 +152,13 @@ def imaml_tight_cg():
     return metacc.compile(src.replace(CG_LINE, CG_LINE.replace("1e-8", "1e-13")), dtype="f64")
 
 
-def case(name: str):
+def case(name: str, fn: str | None = None):
+    """The inputs of an example's meta function (fn: one of MORE_CASES; default: the one of CASES)."""
     if name not in CASES:
         pytest.fail(f"examples/{name}.meta has no inputs in {__name__}.CASES: add a case saying how "
                     "to call its meta function")
     mod = module(name, "f64")
-    fn, args, kw, wrt = CASES[name](mod)
+    fn, args, kw, wrt = (MORE_CASES[name, fn] if (name, fn) in MORE_CASES else CASES[name])(mod)
     return mod, getattr(mod, fn), args, kw, wrt
 
 
@@ -290,6 +293,13 @@ def test_meta_function_matches_interpreter(name, kind):
     check_kind(handle, kind, args, kw, wrt)
 
 
+@pytest.mark.parametrize("name,fn", sorted(MORE_CASES))
+def test_further_meta_function_gradient_matches_interpreter(name, fn):
+    mod, handle, args, kw, wrt = case(name, fn)
+    assert handle.is_meta and handle.name == fn
+    check_kind(handle, "grad", args, kw, wrt)
+
+
 def test_imaml_implicit_gradient_matches_interpreter_with_cg_solved_tightly():
     """The example with cg(tol=1e-13) instead of 1e-8: the implicit gradient to rtol 1e-10."""
     _, _, args, kw, wrt = case("imaml")
@@ -390,7 +400,7 @@ def test_every_function_every_kind(name, fn, kind):
     if kind not in _applicable(handle):
         pytest.skip(f"{fn} returns {handle.fn.result.type_name}: no {kind}")
     if handle.is_meta:
-        _, meta, args, kw, wrt = case(name)
+        _, meta, args, kw, wrt = case(name, fn)
         assert meta.name == fn
     else:
         args, kw, wrt = _generic_inputs(mod, handle, np.random.default_rng(10), {"n": 6}), {}, None
