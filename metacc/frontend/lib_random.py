@@ -90,6 +90,10 @@ def _temperature(ctx: Ctx, node, tau, dtype: str) -> Tensor:
          "a relaxed one-hot sample softmax((logits + g) / tau) along the last axis, g Gumbel noise from the key; "
          "hard=true: the one-hot argmax forward, the relaxed sample's derivative backward (straight-through)")
 def _gumbel_softmax(ctx: Ctx, node, key, logits, tau, hard=False):
+    if isinstance(logits, Tensor) and logits.type.dtype == "key":
+        raise MetaccError("gumbel_softmax takes the key first", node.span,
+                          hint="write gumbel_softmax(key, logits, tau), as uniform(key, shape) "
+                               "(categorical(logits, key) is the other way round)")
     k = _key(ctx, node, key)
     x = _logits(ctx, node, logits, "gumbel_softmax")
     span, last = node.span, x.type.rank - 1

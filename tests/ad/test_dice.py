@@ -215,3 +215,15 @@ def test_gradcheck_refuses_a_score_function_surrogate_by_name(tmp_path):
     path.write_text(SOURCE)
     with pytest.raises(MetaccError, match="magic: a score-function surrogate"):
         gradcheck(str(path), "dice")
+
+
+@pytest.mark.parametrize("decl, arg, message", [
+    ("p: G", "p", "the argument of magic must be a float tensor, not"),
+    ("i: i64[3]", "i", "magic needs a float tensor (a log-probability)"),
+])
+def test_magic_of_the_wrong_kind_is_a_located_error(decl, arg, message):
+    from metacc.errors import MetaccError
+    src = f"params G {{ w: f64[3] }}\nfn f({decl}) -> f64 {{\n    return sum(magic({arg}))\n}}\n"
+    with pytest.raises(MetaccError) as err:
+        metacc.compile(src, dtype="f64")
+    assert message in str(err.value) and ":3:16" in str(err.value), str(err.value)

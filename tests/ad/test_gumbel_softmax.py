@@ -163,7 +163,8 @@ def test_relaxed_hessian_is_symmetric_and_matches_finite_differences(mod, keyed)
 
 @pytest.mark.parametrize("body, message", [
     ("gumbel_softmax(k, z, 0.0)", "temperature of gumbel_softmax must be positive"),
-    ("gumbel_softmax(z, k, 0.5)", "the key of gumbel_softmax must be a random key"),
+    ("gumbel_softmax(z, k, 0.5)", "gumbel_softmax takes the key first"),
+    ("gumbel_softmax(z, z, 0.5)", "the key of gumbel_softmax must be a random key"),
     ("gumbel_softmax(k, z, z)", "the temperature of gumbel_softmax must be"),
 ])
 def test_misuse_is_a_located_error(body, message):
