@@ -352,3 +352,37 @@ def test_the_episode_example_of_docs_data_md_runs_as_written():
     exec(compile(code, "docs/data.md", "exec"), scope)
     assert scope["tasks"]["support"]["x"].shape == (32, 5, 8, 8, 1)
     assert scope["tasks"]["query"]["x"].shape == (32, 75, 8, 8, 1)
+
+
+def test_a_missing_extra_is_a_message_saying_what_to_install(monkeypatch):
+    import sys
+    from metacc.runtime.data import hershey
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)      # import fails as if not installed
+    with pytest.raises(MetaccError, match="needs the package scikit-learn") as info:
+        load_digits()
+    assert "metacc[fewshot]" in str(info.value)
+    monkeypatch.setitem(sys.modules, "HersheyFonts", None)
+    hershey.classes.cache_clear()
+    hershey._all_glyphs.cache_clear()
+    try:
+        with pytest.raises(MetaccError, match="needs the package Hershey-Fonts") as info:
+            load_hershey_standin(class_ids=[0])
+    finally:
+        hershey.classes.cache_clear()
+        hershey._all_glyphs.cache_clear()
+    assert "hershey-omniglot-standin" in str(info.value) and "metacc[fewshot]" in str(info.value)
+
+
+def test_the_core_and_the_omniglot_loader_need_no_extra(tmp_path):
+    import subprocess
+    import sys
+    _omniglot_fixture(tmp_path / "omni")
+    code = ("import sys\n"
+            "for name in ('sklearn', 'HersheyFonts', 'PIL', 'matplotlib'):\n"
+            "    sys.modules[name] = None\n"
+            "import metacc, metacc.runtime, metacc.runtime.data as d\n"
+            f"data = d.load_omniglot({str(tmp_path / 'omni')!r}, cache=False)\n"
+            "print(data.images.shape)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"({8 * DRAWERS}, 28, 28, 1)"
