@@ -25,7 +25,7 @@ def _show(ax, image, title=None, colour="black"):
         ax.set_title(title, fontsize=7, color=colour, pad=2)
 
 
-def plot_examples(path, data, n_classes: int = 8, n_instances: int = 10, seed: int = 0):
+def plot_examples(path, data, n_classes: int = 8, n_instances: int = 10, seed: int = 0, dpi: int = 110):
     """n_classes random classes of `data` (an ImageSet), n_instances images of each."""
     rng = np.random.default_rng(seed)
     classes = np.sort(rng.choice(data.n_classes, size=min(n_classes, data.n_classes), replace=False))
@@ -42,7 +42,7 @@ def plot_examples(path, data, n_classes: int = 8, n_instances: int = 10, seed: i
                           ha="right", va="center")
     fig.suptitle(f"{data.name}: {n_instances} images of each of {len(classes)} classes", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -108,4 +108,4 @@ if __name__ == "__main__":
 
     standin = load_hershey_standin()
     print("wrote", plot_examples(sys.argv[1] if len(sys.argv) > 1 else "standin_examples.png", standin,
-                                 n_classes=10, n_instances=12, seed=3))
+                                 n_classes=10, n_instances=12, seed=3, dpi=72))

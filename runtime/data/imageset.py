@@ -9,7 +9,7 @@ from metacc.errors import MetaccError
 from metacc.runtime.episodes import ClassSplit, Episodes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)       # arrays inside: compare fields explicitly
 class ImageSet:
     """images [n, h, w, 1] float32 in [0, 1] (ink 1), labels [n] int64 in 0..n_classes-1;
     class_names[c] names class c, groups[c] is the index of its group (Omniglot's alphabet,
