@@ -20,6 +20,7 @@ from metacc.errors import MetaccError
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}         # colour type -> samples per pixel
+DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -127,6 +128,9 @@ def read_grey(path: str | Path) -> np.ndarray:
     width, height, depth, colour, _, _, interlace = header
     if colour not in CHANNELS or interlace:
         raise _bad(path, f"colour type {colour}, interlace {interlace} (only non-interlaced PNGs are read)")
+    if depth not in DEPTHS[colour]:
+        raise _bad(path, f"bit depth {depth} with colour type {colour} (the PNG specification allows "
+                         f"{', '.join(map(str, DEPTHS[colour]))})")
     channels = CHANNELS[colour]
     try:
         raw = zlib.decompress(b"".join(idat))
@@ -138,7 +142,10 @@ def read_grey(path: str | Path) -> np.ndarray:
     if colour == 3:
         if palette is None:
             raise _bad(path, "a palette image without a PLTE chunk")
-        rgb = palette[np.minimum(px[..., 0].astype(np.int64), len(palette) - 1)] / 255.0
+        index = px[..., 0].astype(np.int64)
+        if index.max() >= len(palette):
+            raise _bad(path, f"pixel colour {index.max()} beyond its palette of {len(palette)}")
+        rgb = palette[index] / 255.0
         return rgb @ LUMA
     px /= (1 << depth) - 1
     grey = px[..., 0] if channels <= 2 else px[..., :3] @ LUMA

@@ -93,6 +93,12 @@ def test_a_damaged_png_is_named(tmp_path):
     (tmp_path / "a.png").write_bytes(bytes(data))
     with pytest.raises(MetaccError, match="a.png.*corrupt"):
         read_grey(tmp_path / "a.png")
+    write_png(tmp_path / "b.png", np.ones((4, 4), int), 3)            # no PNG has 3-bit samples
+    with pytest.raises(MetaccError, match="bit depth 3"):
+        read_grey(tmp_path / "b.png")
+    (tmp_path / "c.png").write_bytes(b"GIF89a")
+    with pytest.raises(MetaccError, match="c.png.*PNG signature"):
+        read_grey(tmp_path / "c.png")
 
 
 def test_area_resizing_averages_blocks_and_keeps_the_ink():
