@@ -16,8 +16,9 @@ too; then the kernel is compiled and run on one task on one worker, then on the
 others at once (with a cache directory the workers share they load what the first
 compiled; otherwise each compiles its own). A worker that cannot compile, or runs
 another metacc than the client, fails this warm-up with its error, on the client.
-Per step: the shared leaves (parameters) are scattered to every worker once, and each
-shard task carries its slice of the task arrays, or only a seed (SeededTasks).
+Per step: the shared leaves (parameters) go to the cluster once, as one small task
+that the shard tasks depend on (workers fetch it from each other), and each shard task
+carries its slice of the task arrays, or only a seed (SeededTasks).
 
 Faults: a shard is a pure function of what it is sent, so when a worker dies the
 scheduler runs its shards again elsewhere and the step's result is unchanged; after
@@ -31,6 +32,7 @@ import time
 import uuid
 
 from distributed import Client, KilledWorker, WorkerPlugin
+from distributed.client import FutureCancelledError
 
 from metacc.errors import MetaccError
 from metacc.runtime import kernel_specs, shards
@@ -75,12 +77,19 @@ def warm_kernel(key: str, cache_dir: str | None, meta: dict, shared: list, one_t
             "warnings": tuple(getattr(mod, "WARNINGS", ()) or ())}
 
 
+def hold(value):
+    """A step's shared leaves as a task result, which Dask can recompute when it is lost."""
+    return value
+
+
 def shard_task(key: str, cache_dir: str | None, step: tuple, shard_in: list, index: int):
     """On a worker: one shard of a step (step: the job's layout and its shared leaves)."""
     meta, shared = step
     try:
         mod, _ = kernel_specs.load(key, cache_dir)
-        return run_shard(mod, meta, shared, shard_in)
+        result = run_shard(mod, meta, shared, shard_in)
+        result.where = f"pid {os.getpid()}"
+        return result
     except Exception as err:  # noqa: BLE001
         raise _failure(err, f"shard {index}") from None
 
@@ -103,6 +112,7 @@ class DaskRunner:
         self._ready: dict[int, tuple[KernelSpec, tuple, list]] = {}    # id(kernel) -> (spec, descs, warm-ups)
         self._kernels: list = []            # keeps those ids alive
         self.warmups: list[dict] = []       # what each worker reported when it warmed a kernel
+        self.last_step: dict = {}           # the last step's wall time and the workers' busy seconds
 
     def __repr__(self) -> str:
         return f"DaskRunner({self.client!r}, shard_size={self.shard_size})"
@@ -145,14 +155,21 @@ class DaskRunner:
     # ---- every step ----
     def run(self, kernel, job: Job) -> list:
         spec, descs = self._warm(kernel, job)
+        start = time.perf_counter()
         client = self.client
-        # the parameters (and per-call scalars) once per step, to every worker
-        [step] = client.scatter([(job.meta(), job.shared)], broadcast=True, hash=False)
         tag = uuid.uuid4().hex[:8]
+        # the parameters (and per-call scalars) once per step: one small task that holds them,
+        # fetched by the workers from whichever has it. Not client.scatter: scattered data
+        # lost with the workers holding it cannot be recovered, a task's result is recomputed
+        step = client.submit(hold, (job.meta(), job.shared), pure=False, key=f"metacc-params-{tag}")
         futures = [client.submit(shard_task, spec.key, self.cache_dir, step, job.shard_input(i), i, pure=False,
                                  key=f"metacc-shard-{tag}-{i}") for i in range(len(job.bounds))]
         try:
             results = client.gather(futures)
+        except FutureCancelledError as err:
+            raise MetaccError(f"{spec.label}: the step was cancelled on the cluster", found=str(err)[:300],
+                              hint="the scheduler restarted or the client lost its connection; run the step again") \
+                from None
         except KilledWorker as err:
             lo_hi = _shard_of(err, tag, job)
             raise MetaccError(f"{spec.label}: the workers running shard {lo_hi} died too often, step abandoned",
@@ -161,7 +178,12 @@ class DaskRunner:
                                    "the bound is distributed.scheduler.allowed-failures") from None
         finally:
             client.cancel(futures + [step])
-        return finish(kernel, job, shards.combine(results, job.n_tasks), descs)
+        outs = shards.combine(results, job.n_tasks)
+        busy: dict[str, float] = {}
+        for r in results:
+            busy[r.where] = busy.get(r.where, 0.0) + r.seconds
+        self.last_step = {"shards": len(results), "wall_s": time.perf_counter() - start, "busy_s": busy}
+        return finish(kernel, job, outs, descs)
 
 
 def _shard_of(err: KilledWorker, tag: str, job: Job) -> str:

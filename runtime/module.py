@@ -284,7 +284,11 @@ class FunctionHandle:
                                    "or metacc.runtime.shards.LocalRunner()")
         mask = tuple(a.kind == "task" for a in self.fn.args if a.kind != "static" for _ in a.leaves)
         job = make_job(self.fn.args, values, mask, runner.shard_size, self.fn.name)
-        return list(runner.run(kernel, job))
+        try:
+            return list(runner.run(kernel, job))
+        except LabelError as err:
+            # found in the shards' label figures, combined in task order here: name the input
+            return self._located(err, job.whole())
 
     def _run(self, kernel: Kernel, flat: list, dims: Dims) -> list:
         try:
@@ -296,11 +300,15 @@ class FunctionHandle:
                               found=f"dims {sizes}",
                               hint="call with fewer points (smaller dims) or fewer tasks per call") from None
         except LabelError as err:
-            # the kernel knows which of its inputs held the labels: name it for the user
-            leaves = [(a, f) for a in self.fn.args if a.kind != "static" for f in a.leaves]
-            names = [f"{a.name}.{f.path}" if f.path else a.name for a, f in leaves]
-            batched = [self.is_meta and a.kind == "task" for a, _ in leaves]
-            raise err.located(names, flat, self._m.program.source, batched) from None
+            return self._located(err, flat)
+
+    def _located(self, err: LabelError, flat: list):
+        """Raise the kernel's label error restated: the kernel knows which of its inputs
+        held the labels, named here for the user."""
+        leaves = [(a, f) for a in self.fn.args if a.kind != "static" for f in a.leaves]
+        names = [f"{a.name}.{f.path}" if f.path else a.name for a, f in leaves]
+        batched = [self.is_meta and a.kind == "task" for a, _ in leaves]
+        raise err.located(names, flat, self._m.program.source, batched) from None
 
     def __call__(self, *args, **kwargs):
         values = self._bind(args, kwargs)

@@ -20,6 +20,7 @@ so that only the seed goes over the network.
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable
@@ -212,6 +213,8 @@ class ShardResult:
     shapes: list        # their shapes
     rows: list          # per-task figures (solver diagnostics), the shard's rows
     n_tasks: int
+    seconds: float = 0.0    # spent in this function (drawing, the kernel, the sums): for benchmarks
+    where: str = ""         # the process that ran it, when not this one
 
 
 def _task_leaves(task_args: list[Arg], shard_in: list, dims: Dims) -> tuple[list, int]:
@@ -231,6 +234,7 @@ def _task_leaves(task_args: list[Arg], shard_in: list, dims: Dims) -> tuple[list
 def run_shard(module: ModuleType, job_meta: dict, shared: list, shard_in: list) -> ShardResult:
     """One shard: its task leaves (drawn here for a SeededTasks), ENTRY_ROWS, the rows summed
     as the one-machine entry sums them (metacc.backend.module: rows.sum(axis=0))."""
+    start = time.perf_counter()
     leaves, n = _task_leaves(job_meta["task_args"], shard_in, job_meta["dims"])
     flat = _interleave(job_meta["mask"], shared, leaves)
     outs = module.ENTRY_ROWS(*flat)
@@ -238,7 +242,8 @@ def run_shard(module: ModuleType, job_meta: dict, shared: list, shard_in: list) 
     n_user = len(outs) - n_diag
     # a scalar's rows are 1-d: summed as they are, as the entry sums them (pairwise), not as a column
     sums = [r.sum(axis=0) if r.ndim == 1 else r.reshape(n, -1).sum(axis=0) for r in outs[:n_user]]
-    return ShardResult(sums, [r.shape[1:] for r in outs[:n_user]], list(outs[n_user:]), n)
+    return ShardResult(sums, [r.shape[1:] for r in outs[:n_user]], list(outs[n_user:]), n,
+                       time.perf_counter() - start)
 
 
 def combine(results: list[ShardResult], n_tasks: int) -> list:

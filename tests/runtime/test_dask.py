@@ -37,11 +37,16 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 cloudpickle.register_pickle_by_value(sys.modules[reg_tasks.__module__])
 
 
-def killing_tasks(rng, n, marker: str, always: bool = False):
-    """A sampler that kills the worker process drawing it: once (the first draw
-    anywhere leaves `marker`), or every time."""
-    if always or not os.path.exists(marker):
-        open(marker, "w").close()
+def killing_tasks(rng, n, marker: str, deaths: int = 1):
+    """A sampler that kills the worker process drawing it, the first `deaths` times it is
+    drawn anywhere (each death leaves a marker file), or every time (deaths=-1)."""
+    for i in range(deaths):
+        try:
+            os.close(os.open(f"{marker}-{i}", os.O_CREAT | os.O_EXCL))   # one process only, even at once
+        except FileExistsError:
+            continue
+        os._exit(1)
+    if deaths < 0:
         os._exit(1)
     return reg_tasks(rng, n)
 
@@ -57,7 +62,8 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(cache):
-    # one death of the workers running a shard is retried, the second ends the step
+    # one death of a worker a shard was given to is retried (a worker's queued shards count
+    # too), the second ends the step (the default is 3: fewer kills in the test)
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                            dashboard_address=None, env={"METACC_CACHE_DIR": str(cache)})
@@ -142,11 +148,12 @@ def test_a_worker_with_another_metacc_is_refused(dmod, theta, tasks, client, cac
         dmod.adapt.value_and_grad(theta, tasks, runner=DaskRunner(client, cache_dir=cache))
 
 
-def test_a_worker_killed_mid_step(dmod, theta, runner, client, tmp_path):
+def test_a_worker_killed_mid_step(dmod, theta, tasks, runner, client, tmp_path):
+    dmod.adapt.value_and_grad(theta, tasks, runner=runner)     # warm (a warm-up draw would kill too)
     sample = partial(killing_tasks, marker=str(tmp_path / "killed"))
     st = SeededTasks(sample, 12, seed=4, shard_size=3)
     got = dmod.adapt.value_and_grad(theta, st, runner=runner)
-    assert (tmp_path / "killed").exists()           # a worker did die
+    assert (tmp_path / "killed-0").exists()           # a worker did die
     assert same(got, dmod.adapt.value_and_grad(theta, st, runner=LocalRunner()))
     client.wait_for_workers(2, timeout=60)
     # the restarted worker has the kernel's spec again (the plugin), ready for its next shard
@@ -155,9 +162,10 @@ def test_a_worker_killed_mid_step(dmod, theta, runner, client, tmp_path):
     assert same(dmod.adapt.value_and_grad(theta, st, runner=runner), got)
 
 
-def test_workers_that_keep_dying_end_the_step_with_an_error(dmod, theta, runner, client, tmp_path):
-    sample = partial(killing_tasks, marker=str(tmp_path / "killed"), always=True)
+def test_workers_that_keep_dying_end_the_step_with_an_error(dmod, theta, tasks, runner, client, tmp_path):
+    dmod.adapt.value_and_grad(theta, tasks, runner=runner)
+    sample = partial(killing_tasks, marker=str(tmp_path / "killed"), deaths=-1)
     with pytest.raises(MetaccError, match="died too often") as err:
         dmod.adapt.value_and_grad(theta, SeededTasks(sample, 4, seed=1, shard_size=4), runner=runner)
     assert "shard 0 (tasks 0..3)" in str(err.value)
-    client.wait_for_workers(2, timeout=60)
+    # the last test of the module: the cluster is closed next, whether its nannies restart or not

@@ -10,10 +10,12 @@ from functools import partial
 import numpy as np
 import pytest
 
+import metacc
 from metacc.errors import MetaccError
 from metacc.runtime.optim import SGD
 from metacc.runtime.shards import LocalRunner, SeededBatches, SeededTasks, shard_bounds
 from metacc.runtime.train import train
+from tests.runtime.test_labels import SOURCE as LABELS
 
 
 def reg_tasks(rng: np.random.Generator, n: int, k: int = 4, q: int = 5) -> dict:
@@ -104,3 +106,27 @@ def test_mistakes_are_metacc_errors(mod, theta, tasks, data):
     bad = dict(tasks, query={"x": tasks["query"]["x"][:, :, :2], "y": tasks["query"]["y"]})
     with pytest.raises(MetaccError, match="query.x"):
         mod.adapt.value_and_grad(theta, bad, runner=LocalRunner())
+
+
+@pytest.fixture(scope="module")
+def labels_mod(cache_dir):
+    return metacc.compile(LABELS, cache_dir=cache_dir)
+
+
+def test_label_errors_name_the_task_of_the_whole_batch(labels_mod):
+    """Label figures come back per task and are combined in task order: the task and the
+    argument named are the whole batch's, not a shard's."""
+    rng = np.random.default_rng(3)
+    B = 9
+    tasks = {"support": {"x": rng.normal(size=(B, 5, 2)), "y": rng.integers(0, 3, (B, 5))},
+             "query": {"x": rng.normal(size=(B, 6, 2)), "y": rng.integers(0, 3, (B, 6))}}
+    theta = labels_mod.Clf.init()
+    labels_mod.adapt.value_and_grad(theta, tasks, runner=LocalRunner(shard_size=4))    # fine as drawn
+    tasks["query"]["y"][:] = 0
+    tasks["query"]["y"][6, 4] = 2                      # becomes 3 inside the program
+    with pytest.raises(MetaccError, match=r"label 3 \(in task 6 of the batch"):
+        labels_mod.shifted_meta.value_and_grad(theta, tasks, runner=LocalRunner(shard_size=4))
+    tasks["query"]["y"][6, 4] = 0
+    tasks["support"]["y"][5, 3] = 7
+    with pytest.raises(MetaccError, match=r"argument 't.support.y' holds label 7 at index \(5, 3\)"):
+        labels_mod.adapt.value_and_grad(theta, tasks, runner=LocalRunner(shard_size=4))
