@@ -162,28 +162,37 @@ class DaskRunner:
         # fetched by the workers from whichever has it. Not client.scatter: scattered data
         # lost with the workers holding it cannot be recovered, a task's result is recomputed
         step = client.submit(hold, (job.meta(), job.shared), pure=False, key=f"metacc-params-{tag}")
-        futures = [client.submit(shard_task, spec.key, self.cache_dir, step, job.shard_input(i), i, pure=False,
-                                 key=f"metacc-shard-{tag}-{i}") for i in range(len(job.bounds))]
+        n = len(job.bounds)
+        # one map, not n submits: the shards reach the scheduler in one message
+        futures = client.map(shard_task, [spec.key] * n, [self.cache_dir] * n, [step] * n,
+                             [job.shard_input(i) for i in range(n)], range(n), pure=False,
+                             key=[f"metacc-shard-{tag}-{i}" for i in range(n)])
         try:
             results = client.gather(futures)
-        except FutureCancelledError as err:
-            raise MetaccError(f"{spec.label}: the step was cancelled on the cluster", found=str(err)[:300],
-                              hint="the scheduler restarted or the client lost its connection; run the step again") \
-                from None
-        except KilledWorker as err:
-            lo_hi = _shard_of(err, tag, job)
-            raise MetaccError(f"{spec.label}: the workers running shard {lo_hi} died too often, step abandoned",
-                              found=str(err)[:300],
-                              hint="a worker dies when it runs out of memory (smaller shard_size) or is killed; "
-                                   "the bound is distributed.scheduler.allowed-failures") from None
-        finally:
+        except BaseException as err:
+            # a failed step leaves nothing running (a finished step's futures are released
+            # as they are dropped: no cancel round trip)
             client.cancel(futures + [step])
+            raise _step_error(err, spec, tag, job) from None
         outs = shards.combine(results, job.n_tasks)
         busy: dict[str, float] = {}
         for r in results:
             busy[r.where] = busy.get(r.where, 0.0) + r.seconds
         self.last_step = {"shards": len(results), "wall_s": time.perf_counter() - start, "busy_s": busy}
         return finish(kernel, job, outs, descs)
+
+
+def _step_error(err: BaseException, spec: KernelSpec, tag: str, job: Job) -> BaseException:
+    """What a failed gather means, for the user."""
+    if isinstance(err, FutureCancelledError):
+        return MetaccError(f"{spec.label}: the step was cancelled on the cluster", found=str(err)[:300],
+                           hint="the scheduler restarted or the client lost its connection; run the step again")
+    if isinstance(err, KilledWorker):
+        return MetaccError(f"{spec.label}: the workers running shard {_shard_of(err, tag, job)} died too often, "
+                           "step abandoned", found=str(err)[:300],
+                           hint="a worker dies when it runs out of memory (smaller shard_size) or is killed; "
+                                "the bound is distributed.scheduler.allowed-failures")
+    return err
 
 
 def _shard_of(err: KilledWorker, tag: str, job: Job) -> str:
