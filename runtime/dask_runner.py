@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from dataclasses import dataclass
 
 from distributed import Client, KilledWorker, WorkerPlugin
 from distributed.client import FutureCancelledError
@@ -77,17 +78,24 @@ def warm_kernel(key: str, cache_dir: str | None, meta: dict, shared: list, one_t
             "warnings": tuple(getattr(mod, "WARNINGS", ()) or ())}
 
 
-def hold(value):
-    """A step's shared leaves as a task result, which Dask can recompute when it is lost."""
+@dataclass(frozen=True)
+class StepInputs:
+    """What every shard of a step takes: the job's layout and its shared leaves (one opaque
+    object, so that Dask does not look inside for keys)."""
+    meta: dict
+    shared: list
+
+
+def hold(value: StepInputs) -> StepInputs:
+    """A step's shared inputs as a task result, which Dask recomputes when it is lost."""
     return value
 
 
-def shard_task(key: str, cache_dir: str | None, step: tuple, shard_in: list, index: int):
-    """On a worker: one shard of a step (step: the job's layout and its shared leaves)."""
-    meta, shared = step
+def shard_task(key: str, cache_dir: str | None, step: StepInputs, shard_in: list, index: int):
+    """On a worker: one shard of a step."""
     try:
         mod, _ = kernel_specs.load(key, cache_dir)
-        result = run_shard(mod, meta, shared, shard_in)
+        result = run_shard(mod, step.meta, step.shared, shard_in)
         result.where = f"pid {os.getpid()}"
         return result
     except Exception as err:  # noqa: BLE001
@@ -161,7 +169,7 @@ class DaskRunner:
         # the parameters (and per-call scalars) once per step: one small task that holds them,
         # fetched by the workers from whichever has it. Not client.scatter: scattered data
         # lost with the workers holding it cannot be recovered, a task's result is recomputed
-        step = client.submit(hold, (job.meta(), job.shared), pure=False, key=f"metacc-params-{tag}")
+        step = client.submit(hold, StepInputs(job.meta(), job.shared), pure=False, key=f"metacc-params-{tag}")
         n = len(job.bounds)
         # one map, not n submits: the shards reach the scheduler in one message
         futures = client.map(shard_task, [spec.key] * n, [self.cache_dir] * n, [step] * n,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
@@ -127,7 +127,6 @@ class Job:
     bounds: list[tuple[int, int]]
     n_tasks: int
     flat: list | None = None                      # the whole call's leaves, when at hand
-    info: dict = field(default_factory=dict)
 
     def shard_input(self, i: int) -> list:
         """What shard i gets besides the shared leaves: per task argument, its leaves

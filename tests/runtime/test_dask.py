@@ -99,6 +99,8 @@ def test_one_shard_is_the_plain_call(dmod, theta, tasks, runner):
     # warmed on both workers before the first step: compiled by one, loaded from the shared cache by the other
     pids = {w["pid"] for w in runner.warmups}
     assert len(pids) == 2 and os.getpid() not in pids
+    # the cache in tmp was empty: the first worker wrote the entry, the second found it there
+    assert [w["source_written"] for w in runner.warmups] == [True, False]
 
 
 @pytest.mark.parametrize("size", [3, 6, 7])
