@@ -20,5 +20,9 @@ for _cls in (optim.SGD, optim.Adam):
     _wrap(_cls, ("__init__", "init", "update"))
 _wrap(tasks.SinusoidFamily, ("__init__", "draw", "tasks_for", "sample"))
 _wrap(tasks.TaskBatcher, ("__init__", "__next__"))
+from metacc.runtime import shards  # noqa: E402
+_wrap(shards.LocalRunner, ("__init__",))
+_wrap(shards.SeededTasks, ("__init__", "shard", "draw"))
+_wrap(shards.SeededBatches, ("__next__",))
 tasks.sinusoid_tasks = _api(tasks.sinusoid_tasks)
 tasks.linear_regression_tasks = _api(tasks.linear_regression_tasks)

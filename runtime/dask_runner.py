@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from distributed import Client, KilledWorker, WorkerPlugin
 from distributed.client import FutureCancelledError
 
-from metacc.errors import MetaccError
+from metacc.errors import MetaccError, wrap_methods
 from metacc.runtime import kernel_specs, shards
 from metacc.runtime.kernel_specs import KernelSpec, kernel_spec
 from metacc.runtime.shards import DEFAULT_SHARD_SIZE, Job, finish, run_shard
@@ -212,3 +212,6 @@ def _shard_of(err: KilledWorker, tag: str, job: Job) -> str:
         lo, hi = job.bounds[i]
         return f"{i} (tasks {lo}..{hi - 1})"
     return "?"
+
+
+wrap_methods(DaskRunner, ("__init__",))     # a MetaccError from here shows the user's frames only

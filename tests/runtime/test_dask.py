@@ -109,6 +109,8 @@ def test_bit_identical_to_local_for_several_shard_counts(dmod, theta, tasks, run
     got = dmod.adapt.value_and_grad(theta, tasks, runner=r)
     assert same(got, dmod.adapt.value_and_grad(theta, tasks, runner=LocalRunner(shard_size=size)))
     assert abs(float(got[0]) - float(dmod.adapt(theta, tasks))) < 1e-12
+    # not the plain call's bits (its sum is one reduction): the test above is not vacuous
+    assert not same(got, dmod.adapt.value_and_grad(theta, tasks))
 
 
 def test_seeded_shards_draw_on_the_workers(dmod, theta, runner):
