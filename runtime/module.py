@@ -8,6 +8,7 @@
     outs, out_dots = mod.mse.jvp(theta, x, y, tangents=direction)
     outs, in_bars = mod.mse.vjp(theta, x, y, cotangent=1.0)
     loss, g = mod.maml.value_and_grad(theta, tasks)    # tasks: leading task axis; means over tasks
+    loss, g = mod.maml.value_and_grad(theta, tasks, runner=DaskRunner(client))   # in shards, elsewhere
     print(mod.maml.source("grad"))                     # the generated Numba code
 
 Differentiated arguments default to the function's parameter groups
@@ -26,6 +27,7 @@ from metacc.labels import LabelError
 from metacc.program import Arg, Function, ParamGroup, Program, TaskType
 from metacc.runtime.initializers import init_field
 from metacc.runtime.kernel import Kernel
+from metacc.runtime.shards import SeededTasks, make_job
 from metacc.runtime.trees import Dims, fast_flatten, flatten_arg, unflatten
 
 KERNELS = ("forward", "grad", "vjp", "jvp", "hvp")
@@ -264,6 +266,30 @@ class FunctionHandle:
         return out[0] if len(out) == 1 else tuple(out)
 
     # ---- calls ----
+    def _drawn(self, values: list) -> list:
+        """A SeededTasks in a call without a runner: drawn here, all of it."""
+        if not self.is_meta:
+            return values
+        return [v.draw() if isinstance(v, SeededTasks) else v for v in values]
+
+    def _run_sharded(self, runner, kernel: Kernel, values: list) -> list:
+        """The call's task batch in fixed shards on a runner (metacc.runtime.shards)."""
+        if not self.is_meta:
+            raise MetaccError(f"{self.fn.name}: runner= runs the task batch of a meta function, and "
+                              f"{self.fn.name} is a {self.fn.kind}", hint="call it without runner")
+        if not (hasattr(runner, "run") and hasattr(runner, "shard_size")):
+            raise MetaccError(f"{self.fn.name}: runner must be a LocalRunner or a DaskRunner",
+                              found=type(runner).__name__,
+                              hint="metacc.runtime.dask_runner.DaskRunner(client), "
+                                   "or metacc.runtime.shards.LocalRunner()")
+        mask = tuple(a.kind == "task" for a in self.fn.args if a.kind != "static" for _ in a.leaves)
+        job = make_job(self.fn.args, values, mask, runner.shard_size, self.fn.name)
+        try:
+            return list(runner.run(kernel, job))
+        except LabelError as err:
+            # found in the shards' label figures, combined in task order here: name the input
+            return self._located(err, job.whole())
+
     def _run(self, kernel: Kernel, flat: list, dims: Dims) -> list:
         try:
             return list(kernel(flat))
@@ -274,35 +300,43 @@ class FunctionHandle:
                               found=f"dims {sizes}",
                               hint="call with fewer points (smaller dims) or fewer tasks per call") from None
         except LabelError as err:
-            # the kernel knows which of its inputs held the labels: name it for the user
-            leaves = [(a, f) for a in self.fn.args if a.kind != "static" for f in a.leaves]
-            names = [f"{a.name}.{f.path}" if f.path else a.name for a, f in leaves]
-            batched = [self.is_meta and a.kind == "task" for a, _ in leaves]
-            raise err.located(names, flat, self._m.program.source, batched) from None
+            return self._located(err, flat)
+
+    def _located(self, err: LabelError, flat: list):
+        """Raise the kernel's label error restated: the kernel knows which of its inputs
+        held the labels, named here for the user."""
+        leaves = [(a, f) for a in self.fn.args if a.kind != "static" for f in a.leaves]
+        names = [f"{a.name}.{f.path}" if f.path else a.name for a, f in leaves]
+        batched = [self.is_meta and a.kind == "task" for a, _ in leaves]
+        raise err.located(names, flat, self._m.program.source, batched) from None
 
     def __call__(self, *args, **kwargs):
         values = self._bind(args, kwargs)
         if (h := self._static(values)) is not self:
             return h(*args, **kwargs)
-        flat, dims = self._flatten(values)
+        flat, dims = self._flatten(self._drawn(values))
         return self._result(self._run(self.kernel("forward"), flat, dims))
 
-    def value_and_grad(self, *args, wrt=None, **kwargs):
+    def value_and_grad(self, *args, wrt=None, runner=None, **kwargs):
         """(value, gradient): the gradient is a tree like the differentiated argument
-        (a tuple of trees when several are differentiated)."""
+        (a tuple of trees when several are differentiated). runner: a meta function's
+        task batch run in fixed shards (metacc.runtime.shards.LocalRunner, DaskRunner)."""
         wrt_args = self._wrt(wrt)
         if self.fn.result.kind != "tensor" or self.fn.result.leaves[0].type.rank != 0:
             raise MetaccError(f"{self.fn.name} returns {self.fn.result.type_name}: grad needs a scalar value",
                               hint="use vjp for functions with other results")
         values = self._bind(args, kwargs)
         if (h := self._static(values)) is not self:
-            return h.value_and_grad(*args, wrt=wrt, **kwargs)
-        flat, dims = self._flatten(values)
-        outs = self._run(self.kernel("grad", wrt_args), flat, dims)
+            return h.value_and_grad(*args, wrt=wrt, runner=runner, **kwargs)
+        if runner is not None:
+            outs = self._run_sharded(runner, self.kernel("grad", wrt_args), values)
+        else:
+            flat, dims = self._flatten(self._drawn(values))
+            outs = self._run(self.kernel("grad", wrt_args), flat, dims)
         return _out(outs[0]), self._trees(wrt_args, outs[1:])
 
-    def grad(self, *args, wrt=None, **kwargs):
-        return self.value_and_grad(*args, wrt=wrt, **kwargs)[1]
+    def grad(self, *args, wrt=None, runner=None, **kwargs):
+        return self.value_and_grad(*args, wrt=wrt, runner=runner, **kwargs)[1]
 
     def hvp(self, *args, v, wrt=None, **kwargs):
         """Hessian-vector product H v of the (scalar) value, v a tree like the differentiated argument."""

@@ -101,7 +101,7 @@ def _next_tasks(tasks) -> Callable[[], Any]:
 
 def train(step: Callable, params, optimizer, tasks, iterations: int, *,
           evaluate: Callable | None = None, eval_every: int = 0, progress: bool = True,
-          desc: str = "meta-train", state=None):
+          desc: str = "meta-train", state=None, runner=None):
     """Run `iterations` outer steps; return (params, History).
 
     step(params, tasks) -> (loss, grads): a compiled value_and_grad such as
@@ -115,6 +115,9 @@ def train(step: Callable, params, optimizer, tasks, iterations: int, *,
     cache on its first call (metacc.runtime.progress), so that the seconds
     a first build takes are not spent at 0/iterations without a word.
     state: an optimizer state to resume from (default optimizer.init(params)).
+    runner: where each step's task batch runs, in fixed shards: step(params, batch,
+    runner=runner) (metacc.runtime.shards.LocalRunner, metacc.runtime.dask_runner.DaskRunner);
+    with tasks a SeededBatches only seeds leave this process.
     """
     iterations = check_count(iterations, "iterations", "train", minimum=0)
     eval_every = check_count(eval_every, "eval_every", "train", minimum=0)
@@ -131,7 +134,8 @@ def train(step: Callable, params, optimizer, tasks, iterations: int, *,
     start = time.perf_counter()
     try:
         for it in range(1, iterations + 1):
-            loss, grads = step(params, next_tasks())
+            batch = next_tasks()
+            loss, grads = step(params, batch) if runner is None else step(params, batch, runner=runner)
             loss = float(loss)
             if not np.isfinite(loss):
                 raise MetaccError(f"train: the meta-loss is not finite at iteration {it}",

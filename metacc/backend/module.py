@@ -12,7 +12,9 @@ For a function `f` the module holds
                          writing its row of [tasks, ...] result buffers, reduced
                          afterwards in task order, so the result is the same for
                          any number of threads
-    ENTRY_CALL, ENTRY_BATCHED   the entries under fixed names, for the runtime
+    f_rows(ins...)       (lower_batched only) the same, every output left as its
+                         [tasks, ...] rows: one shard of a batch run elsewhere
+    ENTRY_CALL, ENTRY_BATCHED, ENTRY_ROWS   the entries under fixed names, for the runtime
 
 Only `f` is jitted: a jitted entry calling it would make Numba compile the
 whole kernel a second time inside the caller (a `prange` wrapper: 22 s more
@@ -100,7 +102,10 @@ def _emit(b: Build) -> Build:
     entries = [f"ENTRY_CALL = {name}_call"]
     if b.batched is not None:
         parts += ["\n", _batched_fn(kw, name, in_names, list(b.batched), _reduce(b))]
-        entries.append(f"ENTRY_BATCHED = {name}_batched")
+        # every output as its [tasks, ...] rows, unreduced: for a shard of a batch run
+        # elsewhere (metacc.runtime.shards), whose sums are combined in shard order
+        parts += ["\n", _batched_fn(kw, name, in_names, list(b.batched), ["stack"] * len(fn.outs), "_rows")]
+        entries += [f"ENTRY_BATCHED = {name}_batched", f"ENTRY_ROWS = {name}_rows"]
     parts += ["\n\n# entry points, under fixed names for the runtime\n", "\n".join(entries), "\n"]
     return replace(b, source=wrap_source("".join(parts)))
 
@@ -224,7 +229,7 @@ def _check_batched(fn: Func, batched: list[bool], reduce: list[str]) -> None:
 
 
 def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[bool],
-                reduce: list[str]) -> str:
+                reduce: list[str], suffix: str = "_batched") -> str:
     """Plain Python: each worker (a thread; the kernel releases the GIL) runs
     one contiguous range of tasks in one kernel call, in its own workspace,
     each task writing its own row of [tasks, ...] result buffers; rows are
@@ -235,7 +240,7 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
     ranked, scalar = iter(kw.out_args), iter(kw.scalar_out_args)
     per_task = [next(ranked) if a.type.rank else next(scalar) for a in fn.outs]
     w = Writer()
-    with w.block(f"def {name}_batched({', '.join(in_names)}):"):
+    with w.block(f"def {name}{suffix}({', '.join(in_names)}):"):
         first = next(j for j, b in enumerate(batched) if b)
         w.line(f"n_tasks = {in_names[first]}.shape[0]")
         _dims_lines(w, kw, in_names, [1 if b else 0 for b in batched])
