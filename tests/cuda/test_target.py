@@ -1,0 +1,52 @@
+"""The CUDA target's edges: what it refuses (unsupported primitives, device arrays
+on the CPU target, unknown targets), the device module's names, readable source."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import metacc
+from metacc.backend.cuda.source import DEVICE_NAMES
+from metacc.errors import MetaccError
+from tests.cuda.programs import need_simulator, p1_text
+
+cuda = need_simulator()
+
+SOLVE = """
+fn fit(a: f64[n, n], b: f64[n, 1]) -> f64 {
+    return sum(solve(a, b))
+}
+"""
+
+
+def test_an_unsupported_primitive_names_itself_and_the_target():
+    mod = metacc.compile(SOLVE, target="cuda")
+    a = np.eye(3) * 2.0
+    with pytest.raises(MetaccError, match="cuda target does not support the primitive 'solve'") as err:
+        mod.fit(a, np.ones((3, 1)))
+    assert "target='cpu'" in str(err.value)
+
+
+def test_device_arrays_on_the_cpu_target_are_refused():
+    mod = metacc.compile(SOLVE)
+    with pytest.raises(MetaccError, match="device array was passed to a CPU module"):
+        mod.fit(cuda.to_device(np.eye(3)), np.ones((3, 1)))
+
+
+def test_unknown_target():
+    with pytest.raises(MetaccError, match="unknown target 'tpu'"):
+        metacc.compile(SOLVE, target="tpu")
+
+
+def test_the_device_module_has_every_name_generated_code_imports():
+    from metacc.backend.cuda import device
+    assert [n for n in DEVICE_NAMES if not hasattr(device, n)] == []
+
+
+def test_cuda_source_is_readable():
+    mod = metacc.compile(p1_text(), dtype="f64", target="cuda")
+    src = mod.maml.source("grad")
+    assert "@cuda.jit(device=True)" in src and "def maml_grad_tasks(" in src and "cuda.grid(1)" in src
+    assert "njit" not in src and "link(" not in src
+    assert max(len(line) for line in src.splitlines()) <= 120
+    compile(src, "<cuda source>", "exec")
