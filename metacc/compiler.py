@@ -98,7 +98,7 @@ def _read(path_or_source) -> Source:
 TARGETS = ("cpu", "cuda")
 
 
-def _pipeline(target: str):
+def target_pipeline(target: str):
     """The passes the Module's kernels run: metacc.pipeline for the CPU, the CUDA
     target's (metacc.backend.cuda.pipeline; its kernels need numba-cuda) for 'cuda'."""
     if target == "cpu":
@@ -117,7 +117,7 @@ def compile(path_or_source, dtype: str | None = None, cache_dir=None,  # noqa: A
     """target: 'cpu' (Numba CPU kernels) or 'cuda' (numba.cuda kernels through numba-cuda;
     metacc.backend.cuda)."""
     from metacc.nonfinite import enabled
-    passes = _pipeline(target)
+    passes = target_pipeline(target)
     check = enabled(check_finite)
     dtype = float_dtype(dtype, "compile", allow_none=True)      # 'float64', np.float64 -> 'f64'
     if isinstance(path_or_source, Program):

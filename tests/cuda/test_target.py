@@ -8,7 +8,7 @@ import pytest
 import metacc
 from metacc.backend.cuda.source import DEVICE_NAMES
 from metacc.errors import MetaccError
-from tests.cuda.programs import need_simulator, p1_text
+from tests.cuda.programs import ROOT, need_simulator, p1_text
 
 cuda = need_simulator()
 
@@ -50,3 +50,15 @@ def test_cuda_source_is_readable():
     assert "njit" not in src and "link(" not in src
     assert max(len(line) for line in src.splitlines()) <= 120
     compile(src, "<cuda source>", "exec")
+
+
+def test_show_stage_cuda(capsys):
+    from metacc.cli import main
+    path = str(ROOT / "examples" / "sinusoid_maml.meta")
+    assert main(["show", path, "--fn", "maml", "--kernel", "meta_grad", "--stage", "cuda"]) == 0
+    out = capsys.readouterr().out
+    assert "def maml_grad_tasks(" in out and "def maml_grad_batched(" in out and "launch.reduce(" in out
+    assert "# adjoint of: " in out                      # the task body keeps the CPU stage's comments
+    assert max(len(line) for line in out.splitlines()) <= 120
+    assert main(["show", path, "--fn", "mse", "--stage", "cuda"]) == 0
+    assert "def mse_one(" in capsys.readouterr().out

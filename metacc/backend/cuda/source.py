@@ -209,11 +209,11 @@ def cuda_source(kw: KernelWriter, batched, reduce) -> str:
     task_src = "@cuda.jit(device=True)\n" + rest
     helpers = ", ".join(sorted(kw.helpers | {"ld", "st"}))
     parts = [HEADER.format(what=fn.name, helpers=helpers), _args_table(kw, in_names, batched), "\n\n",
-             task_src, "\n", _ws_fn(kw, name), "\n"]
+             task_src, "\n\n", _ws_fn(kw, name), "\n"]
     if batched is not None:
         reduce = list(reduce) if reduce is not None else ["mean"] * len(fn.outs)
         parts += ["\n", _task_kernel(kw, name), "\n\n", _batched_entry(kw, name, in_names, batched, reduce)]
-        entries = [f"ENTRY_CALL = None", f"ENTRY_BATCHED = {name}_batched"]
+        entries = [f"ENTRY_BATCHED = {name}_batched"]
     else:
         scalars = [f"scalar_out_{i}" for i, a in enumerate(a for a in fn.outs if a.type.rank == 0)]
         parts += ["\n", _one_kernel(kw, name, scalars), "\n\n", _call_entry(kw, name, in_names, scalars)]
