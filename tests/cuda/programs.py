@@ -33,10 +33,12 @@ def sinusoid_batch(rng, tasks: int, k: int, q: int) -> dict:
             "query": {"x": rng.uniform(-5, 5, (tasks, q, 1)), "y": rng.normal(size=(tasks, q, 1))}}
 
 
-def leaves(tree) -> list:
-    """A params or task tree's arrays in the program's leaf order (declaration order)."""
+def leaves(tree, like=None) -> list:
+    """A params or task tree's arrays in the program's leaf order: the order of the
+    keys of `like` (a tree as init or the caller built it), else of tree itself."""
     if isinstance(tree, dict):
-        return [x for v in tree.values() for x in leaves(v)]
+        keys = like if like is not None else tree
+        return [x for k in keys for x in leaves(tree[k], like[k] if like is not None else None)]
     return [tree]
 
 
