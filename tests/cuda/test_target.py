@@ -62,3 +62,19 @@ def test_show_stage_cuda(capsys):
     assert max(len(line) for line in out.splitlines()) <= 120
     assert main(["show", path, "--fn", "mse", "--stage", "cuda"]) == 0
     assert "def mse_one(" in capsys.readouterr().out
+
+
+def test_float32_kernels_stay_float32():
+    from tests.cuda.programs import interp_mean, leaves, sinusoid_batch
+    mod = metacc.compile(p1_text(), target="cuda")          # the program's own f32
+    rng = np.random.default_rng(6)
+    theta = mod.Net.init(seed=3)
+    t = sinusoid_batch(rng, 2, 3, 2)
+    t = {s: {f: a.astype(np.float32) for f, a in part.items()} for s, part in t.items()}
+    loss, g = mod.maml.value_and_grad(theta, t)
+    assert isinstance(loss, np.float32) and all(g[n].dtype == np.float32 for n in g)
+    want = interp_mean(mod.program.functions["maml"].ir, "meta_grad", list(range(6)), leaves(theta),
+                       leaves(t), [np.float32(0.01)], 2)
+    np.testing.assert_allclose(loss, want[0], rtol=1e-5)
+    for n, w in zip(theta, want[1:]):
+        np.testing.assert_allclose(g[n], w, rtol=1e-4, atol=1e-6)

@@ -65,3 +65,24 @@ def test_a_non_finite_device_gradient_is_caught(setup):
     opt = SGD(lr=0.1)
     with pytest.raises(MetaccError, match="gradient of 'w2' is not finite"):
         opt.update(bad, opt.init(d_theta), d_theta)
+
+
+def test_the_training_loop_keeps_parameters_on_the_device(setup):
+    """metacc.runtime.train.train with device parameters: the same parameters as the
+    hand-written loop of the test above (its optimizer steps are checked there)."""
+    from metacc.runtime.train import train
+    mod, theta0, batches = setup
+    d_theta = {n: cuda.to_device(a) for n, a in theta0.items()}
+    it = iter(batches)
+    out, log = train(mod.maml.value_and_grad, d_theta, Adam(lr=1e-2), lambda: next(it), iterations=STEPS,
+                     progress=False)
+    assert len(log.losses) == STEPS and all(np.isfinite(log.losses))
+    assert all(not isinstance(x, np.ndarray) for x in out.values())
+    by_hand, state = {n: cuda.to_device(a) for n, a in theta0.items()}, None
+    opt = Adam(lr=1e-2)
+    state = opt.init(by_hand)
+    for t in batches:
+        _, g = mod.maml.value_and_grad(by_hand, t)
+        by_hand, state = opt.update(g, state, by_hand)
+    for n in theta0:
+        assert np.array_equal(out[n].copy_to_host(), by_hand[n].copy_to_host())
