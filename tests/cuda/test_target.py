@@ -78,3 +78,22 @@ def test_float32_kernels_stay_float32():
     np.testing.assert_allclose(loss, want[0], rtol=1e-5)
     for n, w in zip(theta, want[1:]):
         np.testing.assert_allclose(g[n], w, rtol=1e-4, atol=1e-6)
+
+
+ACCURACY = """
+fn accuracy(x: f64[n, 3], y: f64[n, 3]) -> f64 {
+    return mean(where(argmax(x, axis=1) == argmax(y, axis=1), 1.0, 0.0))
+}
+"""
+
+
+def test_argmax_matches_the_interpreter():
+    from metacc.ir.interp import evaluate
+    from metacc.pipeline import kernel_ir
+    mod = metacc.compile(ACCURACY, target="cuda")
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(9, 3)), rng.normal(size=(9, 3))
+    y[:4] = x[:4]                                       # some rows agree
+    want = evaluate(kernel_ir(mod.program.functions["accuracy"].ir, "forward"), [x, y])[0]
+    assert 4 / 9 <= want < 1
+    assert mod.accuracy(x, y) == want

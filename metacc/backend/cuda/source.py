@@ -32,7 +32,7 @@ DEVICE_NAMES = ("ld", "st", "copy_n", "fill_n", "mm_nn", "mm_tn", "mm_nt", "mm_t
 
 # primitives whose CPU lowering calls helpers the device module does not have yet
 UNSUPPORTED = {"solve": "linear solves (lu_solve)", "rng_uniform": "random numbers", "rng_normal": "random numbers",
-               "key_fold": "random keys", "argmax": "argmax"}
+               "key_fold": "random keys"}
 
 HEADER = '''"""metacc CUDA kernels for {what} (numba-cuda).
 
