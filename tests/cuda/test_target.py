@@ -97,3 +97,12 @@ def test_argmax_matches_the_interpreter():
     want = evaluate(kernel_ir(mod.program.functions["accuracy"].ir, "forward"), [x, y])[0]
     assert 4 / 9 <= want < 1
     assert mod.accuracy(x, y) == want
+
+
+def test_the_docs_example_runs():
+    import re
+    text = (ROOT / "docs" / "cuda.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
+    scope: dict = {}
+    exec(compile(code.replace('"examples/', f'"{ROOT}/examples/'), "docs/cuda.md", "exec"), scope)
+    assert not isinstance(scope["theta"]["w1"], np.ndarray) and scope["theta"]["w1"].shape == (1, 40)
