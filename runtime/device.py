@@ -25,6 +25,19 @@ class DeviceView:
         self.shape = tuple(int(d) for d in (iface["shape"] if iface is not None else value.shape))
         self.ndim = len(self.shape)
         self.size = int(np.prod(self.shape)) if self.shape else 1
+        if iface is not None:
+            strides = iface.get("strides")
+            self.contiguous = strides is None or tuple(strides) == _c_strides(self.shape, self.dtype.itemsize)
+        else:
+            self.contiguous = bool(value.is_c_contiguous()) if hasattr(value, "is_c_contiguous") else True
+
+
+def _c_strides(shape: tuple, itemsize: int) -> tuple:
+    out, step = [], itemsize
+    for d in reversed(shape):
+        out.append(step)
+        step *= d
+    return tuple(reversed(out))
 
 
 def device_leaves(values) -> list[int]:

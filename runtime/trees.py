@@ -127,7 +127,13 @@ def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> n
             dims.bind(d, size, where, t, arr)
     if arr.ndim == 0:
         return arr[()]
-    return arr.value if isinstance(arr, DeviceView) else np.ascontiguousarray(arr)
+    if isinstance(arr, DeviceView):
+        if not arr.contiguous:      # copying it on the device is the caller's choice, not a silent one
+            raise MetaccError(f"argument '{where}' is a device array that is not C-contiguous", expected=expect,
+                              found=describe(arr), hint="pass a contiguous copy (CuPy: cupy.ascontiguousarray, "
+                                                        "PyTorch: .contiguous(), numba: .copy_to_device of a copy)")
+        return arr.value
+    return np.ascontiguousarray(arr)
 
 
 _F32 = np.dtype(np.float32)

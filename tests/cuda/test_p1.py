@@ -135,3 +135,15 @@ def test_shape_mismatch_is_a_named_error(mod, data):
     bad = dict(theta, w2=cuda.to_device(np.zeros((3, 4))))
     with pytest.raises(MetaccError, match="theta.w2"):
         mod.maml(bad, t)
+
+
+def test_a_non_contiguous_device_array_is_a_named_error(mod, data):
+    theta, t = data
+    wide = cuda.to_device(np.zeros((4, 8)))
+    bad = dict(theta, w2=wide[:, :4])                  # the right shape, strided
+    with pytest.raises(MetaccError, match="theta.w2.*not C-contiguous"):
+        mod.maml(bad, t)
+    entry = mod.maml.kernel("forward").module().ENTRY_BATCHED
+    args = [theta["w1"], theta["b1"], wide[:, :4]] + [theta[n] for n in ("b2", "w3", "b3")]
+    with pytest.raises(MetaccError, match="argument 'theta_w2' is a device array that is not C-contiguous"):
+        entry(*args, *[t[s][f] for s in ("support", "query") for f in ("x", "y")], np.float64(0.01))

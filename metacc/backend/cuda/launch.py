@@ -12,7 +12,7 @@ from numba import cuda
 
 from metacc.backend.cuda.device import THREADS, blocks, sum_rows
 from metacc.errors import MetaccError
-from metacc.runtime.device import is_device_array
+from metacc.runtime.device import DeviceView, is_device_array
 
 NUMPY = {"f32": np.float32, "f64": np.float64, "i64": np.int64, "bool": np.bool_, "key": np.uint64}
 
@@ -29,13 +29,16 @@ def check(args: list, table: tuple) -> None:
         if not (is_device_array(x) or isinstance(x, np.ndarray)):
             raise MetaccError(f"argument '{name}' should be a NumPy or device array", expected=f"{dt}, rank {rank}",
                               found=type(x).__name__)
-        if np.dtype(x.dtype) != want:
-            raise MetaccError(f"argument '{name}' has dtype {np.dtype(x.dtype)}, expected {want.name}",
-                              expected=want.name, found=f"{np.dtype(x.dtype)} array of shape {tuple(x.shape)}",
-                              hint=f"convert it with .astype(np.{want.name})")
-        if len(x.shape) != rank + lead:
-            raise MetaccError(f"argument '{name}' has {len(x.shape)} axes, expected {rank + lead}",
-                              found=f"{np.dtype(x.dtype)} array of shape {tuple(x.shape)}")
+        v = DeviceView(x) if is_device_array(x) else x       # a PyTorch tensor's dtype is torch's own
+        found = f"{np.dtype(v.dtype)} array of shape {tuple(v.shape)}"
+        if np.dtype(v.dtype) != want:
+            raise MetaccError(f"argument '{name}' has dtype {np.dtype(v.dtype)}, expected {want.name}",
+                              expected=want.name, found=found, hint=f"convert it with .astype(np.{want.name})")
+        if len(v.shape) != rank + lead:
+            raise MetaccError(f"argument '{name}' has {len(v.shape)} axes, expected {rank + lead}", found=found)
+        if is_device_array(x) and not v.contiguous:       # NumPy is copied in contiguous anyway
+            raise MetaccError(f"argument '{name}' is a device array that is not C-contiguous", found=found,
+                              hint="pass a contiguous copy")
 
 
 def on_device(args: list) -> bool:
