@@ -106,3 +106,11 @@ def test_the_docs_example_runs():
     scope: dict = {}
     exec(compile(code.replace('"examples/', f'"{ROOT}/examples/'), "docs/cuda.md", "exec"), scope)
     assert not isinstance(scope["theta"]["w1"], np.ndarray) and scope["theta"]["w1"].shape == (1, 40)
+
+
+def test_cpu_and_cuda_kernels_are_cached_apart():
+    text = p1_text()
+    cpu, gpu = metacc.compile(text, dtype="f64"), metacc.compile(text, dtype="f64", target="cuda")
+    assert cpu.maml.kernel("forward").source_key != gpu.maml.kernel("forward").source_key
+    assert "numba-cuda" in gpu.maml.kernel("forward").module().__doc__      # loaded: the CUDA module
+    assert "@njit" in cpu.maml.source() and "@cuda.jit" in gpu.maml.source()

@@ -49,8 +49,12 @@ def _mm(a, ao, sai, saq, b, bo, sbq, sbj, out, oo, m, kk, n):
     """out[m, n] = A @ B with A[i, q] at a[ao + i*sai + q*saq], B[q, j] at b[bo + q*sbq + j*sbj]."""
     for i in range(m):
         for j in range(n):
-            s = a[ao] * 0
-            for q in range(kk):
+            if kk == 0:
+                out[oo + i * n + j] = 0
+                continue
+            # the first product starts the sum: a literal 0 would make Numba sum float32 in float64
+            s = a[ao + i * sai] * b[bo + j * sbj]
+            for q in range(1, kk):
                 s += a[ao + i * sai + q * saq] * b[bo + q * sbq + j * sbj]
             out[oo + i * n + j] = s
 

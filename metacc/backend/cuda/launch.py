@@ -54,11 +54,6 @@ def flat(x, dt: str):
     return cuda.to_device(np.ascontiguousarray(np.asarray(x, NUMPY[dt])).reshape(-1))
 
 
-def per_task(x, dt: str):
-    """A batched scalar input ([tasks]) on the device."""
-    return flat(x, dt)
-
-
 def empty(n: int, dt: str):
     return cuda.device_array(max(int(n), 1), NUMPY[dt])
 
