@@ -93,3 +93,19 @@ def test_p6_learned_optimizer():
     loss, g = mod.learned_optimizer.value_and_grad(phi, t, w0, wrt="phi")
     want = interp_mean(ir, "meta_grad", list(range(4)), leaves(phi), leaves(t), leaves(w0), TASKS)
     assert_close([loss] + leaves(g, phi), want)
+
+
+def test_imaml_solver_loops_and_their_figures():
+    """argmin by SGD with an implicit CG derivative: scan loops, and the solver figures
+    the kernel returns per task (metacc.diagnostics) come back and warn as on the CPU."""
+    text = (ROOT / "examples" / "imaml.meta").read_text().replace("20", "3")
+    text = text.replace("steps=1500", "steps=10").replace("iters=100", "iters=4")
+    mod = metacc.compile(text, dtype="f64", target="cuda")
+    theta = mod.Net.init(seed=0)
+    t = sinusoid_batch(np.random.default_rng(0), TASKS, 3, 2)
+    with pytest.warns(metacc.ConvergenceWarning, match="did not converge"):
+        loss, g = mod.imaml.value_and_grad(theta, t)
+    with pytest.warns(metacc.ConvergenceWarning):
+        want = interp_mean(mod.program.functions["imaml"].ir, "meta_grad", list(range(6)), leaves(theta),
+                           leaves(t), [np.float64(1.0)], TASKS)
+    assert_close([loss] + leaves(g, theta), want[:7])
