@@ -1,7 +1,7 @@
 """The `metacc` command line.
 
     metacc check FILE...                        check programs; one OK line per file
-    metacc show FILE [--fn NAME] [--kernel K] --stage ast|ir|simplified|numba|PASS
+    metacc show FILE [--fn NAME] [--kernel K] --stage ast|ir|simplified|numba|cuda|PASS
                                                 print the program after a stage of the compilation
     metacc show --stages                        the pass list of each kernel kind
     metacc residuals FILE --fn NAME [--dims k=10,q=10] [--batch 25] [--const K=100]
@@ -88,9 +88,11 @@ def _kernels(req: ShowRequest):
     return out
 
 
-def show_kernel(req: ShowRequest, stage: str) -> str:
-    """The program after any pass of the kernel's pipeline (metacc.pipeline)."""
-    from metacc.pipeline import show_stage
+def show_kernel(req: ShowRequest, stage: str, target: str = "cpu") -> str:
+    """The program after any pass of the kernel's pipeline (metacc.pipeline, or the CUDA
+    target's: metacc.backend.cuda.pipeline)."""
+    from metacc.compiler import target_pipeline
+    show_stage = target_pipeline(target).show_stage
     return "\n\n".join(show_stage(f.ir, kind, wrt, batched, stage) for f, kind, wrt, batched in _kernels(req))
 
 
@@ -111,12 +113,19 @@ def show_numba(req: ShowRequest) -> str:
     return show_kernel(req, "numba")
 
 
+def show_cuda(req: ShowRequest) -> str:
+    """The CUDA target's module (metacc.backend.cuda): the same planned task body as a
+    numba.cuda device function, its launch kernel and host entry."""
+    return show_kernel(req, "cuda", target="cuda")
+
+
 # `--stage` names with their own printer; any other is a pass name of the kernel's pipeline
 SHOW_STAGES: dict[str, Callable[[ShowRequest], str]] = {
     "ast": show_ast,
     "ir": show_ir,
     "simplified": show_simplified,
     "numba": show_numba,
+    "cuda": show_cuda,
 }
 
 
@@ -265,8 +274,8 @@ def _show_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", help="a .meta program")
     p.add_argument("--fn", metavar="NAME", help="only this fn or meta (default: all)")
     p.add_argument("--stage", default="ir", metavar="NAME",
-                   help="print the program after this pass (see --stages), or ast, ir, simplified, numba "
-                        "(default: ir)")
+                   help="print the program after this pass (see --stages), or ast, ir, simplified, numba, "
+                        "cuda (the CUDA target's module) (default: ir)")
     p.add_argument("--stages", action="store_true", help="list the passes of each kernel kind and exit")
     p.add_argument("--kernel", choices=KINDS, help="a derivative kernel instead of the function itself")
     p.add_argument("--wrt", nargs="+", metavar="ARG", help="arguments to differentiate (default: params groups)")

@@ -11,6 +11,7 @@ argument, never a silent conversion.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from metacc import pipeline
 from metacc.dtypes import float_dtype
 from metacc.errors import MetaccError, Source
 from metacc.program import Program
+from metacc.backend.cuda import pipeline as cuda_pipeline
 from metacc.backend.loader import write_atomic_bytes
 from metacc.passes.retype import retype_program
 from metacc.runtime import serial
@@ -93,9 +95,29 @@ def _read(path_or_source) -> Source:
     return Source("<string>", text)
 
 
+TARGETS = ("cpu", "cuda")
+
+
+def target_pipeline(target: str):
+    """The passes the Module's kernels run: metacc.pipeline for the CPU, the CUDA
+    target's (metacc.backend.cuda.pipeline; its kernels need numba-cuda) for 'cuda'."""
+    if target == "cpu":
+        return pipeline
+    if target != "cuda":
+        raise MetaccError(f"unknown target '{target}'", expected=", ".join(TARGETS), found=repr(target))
+    if importlib.util.find_spec("numba_cuda") is None:
+        raise MetaccError("target='cuda' needs the numba-cuda package", found="numba-cuda is not installed",
+                          hint="pip install -e '.[cuda]' (set NUMBA_ENABLE_CUDASIM=1 to run on the CUDA "
+                               "simulator without a GPU)")
+    return cuda_pipeline      # numba.cuda is imported by the generated modules, on first call
+
+
 def compile(path_or_source, dtype: str | None = None, cache_dir=None,  # noqa: A001
-            check_finite: bool | None = None) -> Module:
+            check_finite: bool | None = None, target: str = "cpu") -> Module:
+    """target: 'cpu' (Numba CPU kernels) or 'cuda' (numba.cuda kernels through numba-cuda;
+    metacc.backend.cuda)."""
     from metacc.nonfinite import enabled
+    passes = target_pipeline(target)
     check = enabled(check_finite)
     dtype = float_dtype(dtype, "compile", allow_none=True)      # 'float64', np.float64 -> 'f64'
     if isinstance(path_or_source, Program):
@@ -114,6 +136,8 @@ def compile(path_or_source, dtype: str | None = None, cache_dir=None,  # noqa: A
     if not isinstance(path_or_source, Program):
         def reload(consts, _source=source):
             return _front_end(_source, dtype, consts, root)
-    mod = Module(program, key_text, dtype, root, pipeline, reload)
+    if target != "cpu":
+        key_text += f"\n# target: {target}"        # kernels of each target cached apart
+    mod = Module(program, key_text, dtype, root, passes, reload)
     mod.check_finite = check
     return mod

@@ -19,6 +19,7 @@ from metacc.errors import MetaccError
 from metacc.ir.core import Func
 from metacc.disconnected import emit as emit_notes
 from metacc.runtime.cache import entry_key, open_module
+from metacc.runtime.device import device_leaves
 from metacc.runtime.progress import first_call
 
 _SINGULAR = re.compile(r"metacc: (.*)")
@@ -106,6 +107,11 @@ class Kernel:
         return out
 
     def _run(self, args: list):
+        if getattr(self.pipeline, "TARGET", "cpu") == "cpu" and device_leaves(args):
+            raise MetaccError(f"{self.fn_name}: a device array was passed to a CPU module",
+                              found=f"device arrays at flat arguments {device_leaves(args)}",
+                              hint="compile with metacc.compile(..., target='cuda'), or copy it to the host "
+                                   "(.copy_to_host())")
         mod = self.module()
         entry = mod.ENTRY_BATCHED if self.batched is not None else mod.ENTRY_CALL
         try:

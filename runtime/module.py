@@ -25,6 +25,7 @@ from metacc.dtypes import float_dtype
 from metacc.errors import MetaccError, MetaccErrors, did_you_mean
 from metacc.labels import LabelError
 from metacc.program import Arg, Function, ParamGroup, Program, TaskType
+from metacc.runtime.device import is_device_array
 from metacc.runtime.initializers import init_field
 from metacc.runtime.kernel import Kernel
 from metacc.runtime.shards import SeededTasks, make_job
@@ -397,7 +398,7 @@ _MISSING = _Missing()
 
 def _out(x):
     """Scalars come back as NumPy scalars of their dtype, arrays as they are."""
-    return x if isinstance(x, np.ndarray) else np.asarray(x)[()]
+    return x if isinstance(x, np.ndarray) or is_device_array(x) else np.asarray(x)[()]
 
 
 class Module:

@@ -13,6 +13,10 @@ compare, to roll back) without copying.
 
 Arithmetic happens in each parameter's own dtype, so float32 parameters stay
 float32 and can go straight back into a float32 kernel.
+
+Parameters that are device arrays (a module compiled with target='cuda' returns
+gradients on the device for them) are updated on the device by the kernels of
+metacc.runtime.device: the training loop never copies them back.
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from metacc.errors import MetaccError
+from metacc.runtime import device
+from metacc.runtime.device import DeviceView, is_device_array
 
 
 def _paths(tree, path: str = ""):
@@ -46,7 +52,11 @@ def _map(fn, tree, *others):
 
 
 def _structure(tree) -> list[tuple[str, tuple]]:
-    return [(p, np.shape(v)) for p, v in _paths(tree)]
+    return [(p, DeviceView(v).shape if is_device_array(v) else np.shape(v)) for p, v in _paths(tree)]
+
+
+def _zeros(p):
+    return device.zeros_like(p) if is_device_array(p) else np.zeros_like(np.asarray(p))
 
 
 def _hyper(owner, name: str) -> float:
@@ -64,7 +74,17 @@ def check_params(params, where: str) -> None:
     if not leaves or not isinstance(params, (dict, tuple, list)):
         raise MetaccError(f"{where}: parameters must be a dict of arrays (a parameter group) "
                           "or a tuple of such dicts", found=type(params).__name__)
+    placed = {is_device_array(leaf) for _, leaf in leaves}
+    if len(placed) > 1:
+        raise MetaccError(f"{where}: some parameters are device arrays and some are not",
+                          found=", ".join(p for p, leaf in leaves if is_device_array(leaf)) + " on the device",
+                          hint="move all of them to the device (numba.cuda.to_device) or none")
     for path, leaf in leaves:
+        if is_device_array(leaf):
+            if DeviceView(leaf).dtype not in (np.float32, np.float64):
+                raise MetaccError(f"{where}: parameter '{path}' must be a float32 or float64 array",
+                                  found=f"device array of {DeviceView(leaf).dtype}")
+            continue
         if not (isinstance(leaf, np.ndarray) or np.isscalar(leaf)) or \
                 np.asarray(leaf).dtype not in (np.float32, np.float64):
             raise MetaccError(f"{where}: parameter '{path}' must be a float32 or float64 array",
@@ -83,10 +103,36 @@ def check_grads(grads, params, where: str, step: int) -> None:
                                                         extra and "unexpected " + ", ".join(extra),
                                                         shapes and "shapes " + ", ".join(shapes)])),
                           hint="pass the gradient tree that value_and_grad returned for these parameters")
+    on_device = {p: is_device_array(v) for p, v in _paths(params)}
     for path, g in _paths(grads):
-        if not np.all(np.isfinite(g)):
+        if is_device_array(g) != on_device[path]:
+            where_p = "on the device" if on_device[path] else "on the host"
+            raise MetaccError(f"{where}: parameter '{path}' is {where_p} but its gradient is not",
+                              hint="keep parameters and gradients together: a cuda module returns gradients "
+                                   "on the device when the parameters are device arrays")
+        if not (device.all_finite(g) if is_device_array(g) else np.all(np.isfinite(g))):
             raise MetaccError(f"{where}: the gradient of '{path}' is not finite at step {step}",
                               hint="lower the learning rate, or check the inner loop for overflow")
+
+
+def _on_device(params) -> bool:
+    return any(is_device_array(v) for _, v in _paths(params))
+
+
+def _pick(tree, i: int):
+    """The i-th of the tuples at the leaves of a tree _map built."""
+    if isinstance(tree, dict):
+        return {k: _pick(v, i) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_pick(v, i) for v in tree]
+    if isinstance(tree, tuple) and not _is_result(tree):
+        return tuple(_pick(v, i) for v in tree)
+    return tree[i]
+
+
+def _is_result(t: tuple) -> bool:
+    # a leaf's result: a tuple of device arrays (a tuple of parameter groups holds dicts)
+    return all(is_device_array(x) for x in t)
 
 
 def _like(value, param):
@@ -109,12 +155,15 @@ class SGD:
 
     def init(self, params) -> "SGDState":
         check_params(params, "SGD.init")
-        return SGDState(0, _map(lambda p: np.zeros_like(np.asarray(p)), params))
+        return SGDState(0, _map(_zeros, params))
 
     def update(self, grads, state: "SGDState", params):
         check_params(params, "SGD.update")
         check_grads(grads, params, "SGD.update", state.step + 1)
         mu = self.momentum
+        if _on_device(params):
+            pairs = _map(lambda p, b, g: device.sgd_update(p, b, g, self.lr, mu), params, state.buffer, grads)
+            return _pick(pairs, 0), SGDState(state.step + 1, _pick(pairs, 1))
         buf = _map(lambda b, g: _like(mu * b + g, b), state.buffer, grads)
         new = _map(lambda p, b: _like(p - self.lr * b, p), params, buf)
         return new, SGDState(state.step + 1, buf)
@@ -151,18 +200,21 @@ class Adam:
 
     def init(self, params) -> "AdamState":
         check_params(params, "Adam.init")
-        zeros = lambda p: np.zeros_like(np.asarray(p))   # noqa: E731
-        return AdamState(0, _map(zeros, params), _map(zeros, params))
+        return AdamState(0, _map(_zeros, params), _map(_zeros, params))
 
     def update(self, grads, state: "AdamState", params):
         check_params(params, "Adam.update")
         t = state.step + 1
         check_grads(grads, params, "Adam.update", t)
         b1, b2 = self.b1, self.b2
-        m = _map(lambda m, g: _like(b1 * m + (1 - b1) * g, m), state.m, grads)
-        v = _map(lambda v, g: _like(b2 * v + (1 - b2) * np.square(g), v), state.v, grads)
         # the bias corrections are Python floats, so float32 moments stay float32
         c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        if _on_device(params):
+            triples = _map(lambda p, m, v, g: device.adam_update(p, m, v, g, self.lr, b1, b2, c1, c2, self.eps),
+                           params, state.m, state.v, grads)
+            return _pick(triples, 0), AdamState(t, _pick(triples, 1), _pick(triples, 2))
+        m = _map(lambda m, g: _like(b1 * m + (1 - b1) * g, m), state.m, grads)
+        v = _map(lambda v, g: _like(b2 * v + (1 - b2) * np.square(g), v), state.v, grads)
         new = _map(lambda p, m, v: _like(p - self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps), p),
                    params, m, v)
         return new, AdamState(t, m, v)

@@ -15,11 +15,14 @@ import numpy as np
 from metacc.errors import MetaccError
 from metacc.ir.types import NUMPY_DTYPE, TensorType
 from metacc.program import Arg, Field
+from metacc.runtime.device import DeviceView, is_device_array
 
 
 def describe(value) -> str:
     if isinstance(value, np.ndarray):
         return f"{value.dtype} array of shape {value.shape}"
+    if isinstance(value, DeviceView):
+        return f"{value.dtype} device array of shape {value.shape}"
     if isinstance(value, Mapping):
         return f"a mapping with fields {sorted(map(str, value))}"
     if isinstance(value, (list, tuple)) and value:
@@ -85,7 +88,9 @@ def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> n
                           found=f"masked {describe(np.asarray(value))}",
                           hint="pass value.filled(...) with a fill that suits the computation, "
                                "or leave the masked rows out")
-    if not isinstance(value, (np.ndarray, np.generic)):
+    if is_device_array(value) and (t.rank or lead):
+        arr = DeviceView(value)       # checked by its dtype and shape, left on the device
+    elif not isinstance(value, (np.ndarray, np.generic)):
         hint = None
         if isinstance(value, (list, tuple)):
             hint = f"convert it with np.asarray(value, dtype=np.{np.dtype(want).name})"
@@ -94,7 +99,8 @@ def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> n
                               found=describe(value), hint=hint)
         raise MetaccError(f"argument '{where}' should be a NumPy array", expected=expect,
                           found=describe(value), hint=hint)
-    arr = np.asarray(value)
+    else:
+        arr = np.asarray(value)
     if arr.dtype != want:
         raise MetaccError(f"argument '{where}' has dtype {arr.dtype}, expected {np.dtype(want).name}",
                           expected=expect, found=describe(arr), hint=_dtype_hint(arr.dtype, want, t))
@@ -121,6 +127,12 @@ def _leaf(value, t: TensorType, where: str, dims: Dims, batch: list | None) -> n
             dims.bind(d, size, where, t, arr)
     if arr.ndim == 0:
         return arr[()]
+    if isinstance(arr, DeviceView):
+        if not arr.contiguous:      # copying it on the device is the caller's choice, not a silent one
+            raise MetaccError(f"argument '{where}' is a device array that is not C-contiguous", expected=expect,
+                              found=describe(arr), hint="pass a contiguous copy (CuPy: cupy.ascontiguousarray, "
+                                                        "PyTorch: .contiguous(), numba: .copy_to_device of a copy)")
+        return arr.value
     return np.ascontiguousarray(arr)
 
 
