@@ -208,19 +208,22 @@ def vjp_func(fn: Func, wrt=None, name: str | None = None, out_mask=None) -> Func
 
 
 def grad_func(fn: Func, wrt=None, name: str | None = None, check_connected: bool = True) -> Func:
-    """Value and gradient: fn has one float scalar output; outs = (value, *grads of wrt)."""
+    """Value and gradient: fn has one float scalar output (then its fn.n_aux auxiliary ones);
+    outs = (value, *aux, *grads of wrt)."""
     from metacc.ad.expand import expand
+    n_aux = fn.n_aux        # auxiliary outputs: returned after the value, never differentiated
     fn = expand(fn)
-    if len(fn.outs) != 1 or fn.outs[0].type.rank != 0 or not fn.outs[0].type.is_float:
+    if len(fn.outs) - n_aux != 1 or fn.outs[0].type.rank != 0 or not fn.outs[0].type.is_float:
         raise InternalError(f"grad_func needs a scalar float function, {fn.name} returns "
                             f"{', '.join(map(str, fn.out_types))}")
     wrt = float_inputs(fn) if wrt is None else list(wrt)
     if check_connected:
-        check_connected_inputs(fn, wrt, what=f"the value of {fn.name}")
+        check_connected_inputs(Func(fn.name, fn.ins, fn.eqns, fn.outs[:1], fn.span), wrt,
+                               what=f"the value of {fn.name}")
     b = Builder(span=fn.span)
     args = [b.input(v.name, v.type) for v in fn.ins]
     seed = Lit(1.0, fn.outs[0].type)
-    outs, in_bars = vjp_inline(b, fn, args, [seed], wrt)
+    outs, in_bars = vjp_inline(b, fn, args, [seed] + [None] * n_aux, wrt)
     in_bars = [materialize(b, g, fn.ins[i].type, name=fn.ins[i].name + "_bar") for g, i in zip(in_bars, wrt)]
     return b.build(name or fn.name + "_grad", list(outs) + in_bars)
 
