@@ -43,6 +43,7 @@ class Unit:
         self.lowering: list[str] = []             # functions being lowered, outermost first
         self.emitted = 0                          # equations emitted so far (count_equations)
         self.inlined = 0                          # calls inlined so far
+        self.loop_indices: dict = {}              # the IR value of each `repeat K as k` index -> K
 
     def run(self) -> Program:
         if not self.module.decls and not self.reporter.errors:
