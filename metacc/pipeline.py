@@ -51,7 +51,8 @@ def _connected(fn: Func, wrt) -> Func:
     never differentiated)."""
     full = expand(fn.without_aux())
     check_connected_inputs(full, [i for i, v in enumerate(full.ins) if v.type.is_float] if wrt is None
-                           else wrt, what=f"the outputs of {fn.name}", noun="derivative")
+                           else wrt, what=f"the {'first result' if fn.n_aux else 'outputs'} of {fn.name}",
+                           noun="derivative", callable_name=fn.name)
     return fn
 
 
