@@ -240,3 +240,27 @@ def test_mistakes_are_located_errors_with_a_hint(marked, message, hint):
 def test_unnamed_results_are_a_named_syntax_error():
     err = _error("fn f(x: f64) -> (f64, f64) { return x, x }")
     assert "needs a name" in err.message and "(loss: f32, acc: f32)" in err.hint
+
+
+def test_meta_vjp_jvp_hvp_kernels_differentiate_the_loss(mod, data):
+    """The meta's per-task kernels (the interpreter runs one task): vjp and jvp of the loss
+    against central differences, hvp symmetric; the accuracy is passed through untouched."""
+    theta, tasks = data
+    ir = mod.program.functions["maml"].ir
+    task = [tasks["support"]["x"][0], tasks["support"]["y"][0], tasks["query"]["x"][0], tasks["query"]["y"][0],
+            np.float64(0.3)]
+    args = _flat_theta(theta) + task
+    rng = np.random.default_rng(9)
+    v = [rng.normal(size=a.shape) for a in _flat_theta(theta)]
+    u = [rng.normal(size=a.shape) for a in _flat_theta(theta)]
+    at = lambda s: evaluate(ir, [theta["w"] + s * v[0], theta["b"] + s * v[1]] + task)  # noqa: E731
+    fd = (at(EPS)[0] - at(-EPS)[0]) / (2 * EPS)
+    loss, acc, t = evaluate(kernel_ir(ir, "jvp", [0, 1]), args + v)
+    np.testing.assert_allclose(t, fd, rtol=1e-6)
+    np.testing.assert_allclose([loss, acc], at(0.0), rtol=1e-12)
+    loss, acc, w_bar, b_bar = evaluate(kernel_ir(ir, "vjp", [0, 1]), args + [np.float64(1.0)])
+    np.testing.assert_allclose(np.sum(w_bar * v[0]) + np.sum(b_bar * v[1]), fd, rtol=1e-6)
+    hvp = kernel_ir(ir, "hvp", [0, 1])
+    hv, hu = evaluate(hvp, args + v)[2:], evaluate(hvp, args + u)[2:]
+    np.testing.assert_allclose(sum(np.sum(a * b) for a, b in zip(u, hv)),
+                               sum(np.sum(a * b) for a, b in zip(v, hu)), rtol=1e-9)
