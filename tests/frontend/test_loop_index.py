@@ -146,7 +146,9 @@ def mod(tmp_path_factory):
     return metacc.compile(SRC, cache_dir=tmp_path_factory.mktemp("loop_index_cache"))
 
 
-@pytest.mark.parametrize("variant", ["plain", "truncate", "checkpoint"])
+# the kernel IR of every variant is checked above; compiling the annotated ones takes 15-25 s each
+@pytest.mark.parametrize("variant", ["plain", pytest.param("truncate", marks=pytest.mark.slow),
+                                     pytest.param("checkpoint", marks=pytest.mark.slow)])
 def test_compiled_meta_gradient_equals_the_interpreter(mod, prog, args, variant):
     rng = np.random.default_rng(4)
     b = 2
