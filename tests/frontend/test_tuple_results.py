@@ -264,3 +264,16 @@ def test_meta_vjp_jvp_hvp_kernels_differentiate_the_loss(mod, data):
     hv, hu = evaluate(hvp, args + v)[2:], evaluate(hvp, args + u)[2:]
     np.testing.assert_allclose(sum(np.sum(a * b) for a, b in zip(u, hv)),
                                sum(np.sum(a * b) for a, b in zip(v, hu)), rtol=1e-9)
+
+
+def test_a_non_finite_auxiliary_result_does_not_poison_the_gradient():
+    prog = load_source("params Net { w: f64[3, 2] = zeros }\n"
+                       "fn f(p: Net, x: f64[n, 3]) -> (loss: f64, bad: f64) {\n"
+                       "    return sum(x @ p.w), log(sum(x) * 0.0 - 1.0)\n}\n", "nan_aux.meta")
+    ir = prog.functions["f"].ir
+    x = np.arange(6.0).reshape(2, 3)
+    loss, bad, g = evaluate(kernel_ir(ir, "grad", [0]), [np.ones((3, 2)), x])
+    assert np.isnan(bad) and np.isfinite(loss)
+    np.testing.assert_allclose(g, np.repeat(x.sum(axis=0)[:, None], 2, axis=1))
+    loss, bad, w_bar = evaluate(kernel_ir(ir, "vjp", [0]), [np.ones((3, 2)), x, np.float64(1.0)])
+    assert np.isnan(bad) and np.all(np.isfinite(w_bar))
