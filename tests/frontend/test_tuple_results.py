@@ -220,6 +220,8 @@ def _error(body: str) -> MetaccError:
     ("fn f(p: Net, x: f64[n, 3]) -> f64 { $a, b, c = two(p, x) return a }", "but 3 names are assigned",
      "name every result"),
     ("fn f(x: f64) -> $(a: f64) { return x }", "at least two results", "-> f64"),
+    ("fn f(p: Net, x: f64[n, 3]) -> f64 { a, b = two(p, x) g = grad($a, p) return sum(g.w) }",
+     "`a` is computed before this grad(...)", "one-result fn"),
     ("fn f(x: f64) -> (a: f64, $a: f64) { return x, x }", "named twice", None),
     ("fn f(x: f64) -> (a: f64, b: f64) { return $x }", "returns 2 results (a, b)", "return a, b"),
     ("fn f(x: f64) -> f64 { return $x, x }", "returns one value", "-> (loss: f32, acc: f32)"),
