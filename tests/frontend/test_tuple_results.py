@@ -213,7 +213,8 @@ def _error(body: str) -> MetaccError:
 
 
 @pytest.mark.parametrize("marked,message,hint", [
-    ("fn f(x: f64) -> (a: f64, b: f64) { return $(x, x) }", "returned without parentheses", "return x, x"),
+    ("fn f(x: f64) -> (a: f64, b: f64) { return $(x, x) }", "returned without parentheses: `return a, b`",
+     "return x, x"),
     ("fn f(p: Net, x: f64[n, 3]) -> f64 { a = $two(p, x) return a }", "returns 2 results (a, b)",
      "a, b = two(p, x)"),
     ("fn f(p: Net, x: f64[n, 3]) -> f64 { return $two(p, x)[0] }", "destructure them first", "not indexed"),
