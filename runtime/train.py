@@ -136,6 +136,8 @@ def train(step: Callable, params, optimizer, tasks, iterations: int, *,
         for it in range(1, iterations + 1):
             batch = next_tasks()
             loss, grads = step(params, batch) if runner is None else step(params, batch, runner=runner)
+            if isinstance(loss, tuple):     # a tuple result (loss, acc, ...): train on the first
+                loss = loss[0]
             loss = float(loss)
             if not np.isfinite(loss):
                 raise MetaccError(f"train: the meta-loss is not finite at iteration {it}",
