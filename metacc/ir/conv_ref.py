@@ -67,11 +67,13 @@ def window_argmax(x, *, window, stride, **_):
     width = x.shape[2]
     rows = (np.arange(oh) * stride[0])[None, :, None, None]
     cols = (np.arange(ow) * stride[1])[None, None, :, None]
-    best = np.full((x.shape[0], oh, ow, x.shape[3]), -np.inf)
-    idx = np.zeros(best.shape, dtype=np.int64)
-    for di, dj in offsets:
+    # the running best starts at each window's first element; a strictly greater value
+    # replaces it, so the first maximum in row-major window order wins a tie
+    best = _view(x, 0, 0, oh, ow, stride)
+    idx = np.broadcast_to(rows * width + cols, best.shape).astype(np.int64)
+    for di, dj in offsets[1:]:
         v = _view(x, di, dj, oh, ow, stride)
-        better = v > best               # strictly greater: the first maximum wins a tie
+        better = v > best
         best = np.where(better, v, best)
         idx = np.where(better, (rows + di) * width + cols + dj, idx)
     return idx
