@@ -11,7 +11,9 @@ image goes through the register-tiled gemm of metacc.backend.helpers:
 
 The col / transposed-filter / partial-sum buffers are the caller's (workspace
 slots of the buffer plan): no allocation per call. One image's col at a time
-keeps that workspace to oh * ow * K elements (Conv4 on 28x28: 196 x 576).
+and `chunk` images per product (as many as make about CHUNK_ROWS rows: a 7x7 image
+alone gives the gemm 49 rows, too few to keep its register tiles busy) keep that
+workspace to chunk * oh * ow * K elements (Conv4: at most 512 x 576).
 """
 from __future__ import annotations
 
@@ -63,17 +65,19 @@ def col2im(col, cl, x, xo, h, wd, ci, kh, kw, sh, sw, pt, pl, oh, ow):
 
 
 @njit(**OPTS)
-def conv2d_nhwc(x, xo, w, wo, y, yo, col, cl, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow):
+def conv2d_nhwc(x, xo, w, wo, y, yo, col, cl, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow, chunk):
     kk = kh * kw * ci
     p = oh * ow
-    for b in range(n):
-        im2col(x, xo + b * h * wd * ci, col, cl, h, wd, ci, kh, kw, sh, sw, pt, pl, oh, ow)
-        gemm(col, cl, kk, 1, w, wo, co, y, yo + b * p * co, co, p, kk, co)
+    for b0 in range(0, n, chunk):
+        nb = min(chunk, n - b0)
+        for b in range(nb):
+            im2col(x, xo + (b0 + b) * h * wd * ci, col, cl + b * p * kk, h, wd, ci, kh, kw, sh, sw, pt, pl, oh, ow)
+        gemm(col, cl, kk, 1, w, wo, co, y, yo + b0 * p * co, co, nb * p, kk, co)
 
 
 @njit(**OPTS)
 def conv2d_input_grad_nhwc(g, go, w, wo, xb, xo, col, cl, wt, wl, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl,
-                           oh, ow):
+                           oh, ow, chunk):
     kk = kh * kw * ci
     p = oh * ow
     for q in range(kk):                 # wt[c_out, K]: gemm wants its right operand's rows contiguous
@@ -81,21 +85,25 @@ def conv2d_input_grad_nhwc(g, go, w, wo, xb, xo, col, cl, wt, wl, n, h, wd, ci, 
             st(wt, wl + d * kk + q, ld(w, wo + q * co + d))
     for i in range(n * h * wd * ci):
         st(xb, xo + i, 0)
-    for b in range(n):
-        gemm(g, go + b * p * co, co, 1, wt, wl, kk, col, cl, kk, p, co, kk)
-        col2im(col, cl, xb, xo + b * h * wd * ci, h, wd, ci, kh, kw, sh, sw, pt, pl, oh, ow)
+    for b0 in range(0, n, chunk):
+        nb = min(chunk, n - b0)
+        gemm(g, go + b0 * p * co, co, 1, wt, wl, kk, col, cl, kk, nb * p, co, kk)
+        for b in range(nb):
+            col2im(col, cl + b * p * kk, xb, xo + (b0 + b) * h * wd * ci, h, wd, ci, kh, kw, sh, sw, pt, pl, oh, ow)
 
 
 @njit(**OPTS)
 def conv2d_filter_grad_nhwc(x, xo, g, go, wb, wbo, col, cl, part, pl_, n, h, wd, ci, kh, kw, co, sh, sw,
-                            pt, pl, oh, ow):
+                            pt, pl, oh, ow, chunk):
     kk = kh * kw * ci
     p = oh * ow
     for i in range(kk * co):
         st(wb, wbo + i, 0)
-    for b in range(n):
-        im2col(x, xo + b * h * wd * ci, col, cl, h, wd, ci, kh, kw, sh, sw, pt, pl, oh, ow)
-        gemm(col, cl, 1, kk, g, go + b * p * co, co, part, pl_, co, kk, p, co)
+    for b0 in range(0, n, chunk):
+        nb = min(chunk, n - b0)
+        for b in range(nb):
+            im2col(x, xo + (b0 + b) * h * wd * ci, col, cl + b * p * kk, h, wd, ci, kh, kw, sh, sw, pt, pl, oh, ow)
+        gemm(col, cl, 1, kk, g, go + b0 * p * co, co, part, pl_, co, kk, nb * p, co)
         for i in range(kk * co):
             st(wb, wbo + i, ld(wb, wbo + i) + ld(part, pl_ + i))
 

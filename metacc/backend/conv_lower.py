@@ -11,7 +11,7 @@ A call is written one argument group per line, so that generated lines stay shor
 
     conv2d_nhwc(x, x_at, w, 0, y, y_at, ws_f32, conv_scratch,
                 n, size28, size28, size1, size3, size3, size64,    # n, h, w, c_in, kh, kw, c_out
-                1, 1, 1, 1, size28, size28)                         # strides, pad top/left, out h/w
+                1, 1, 1, 1, size28, size28, 1)                      # strides, pad top/left, out h/w, images
 """
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ from metacc.ir.types import TensorType
 
 CONV_OWNING = frozenset({"conv2d", "conv2d_input_grad", "conv2d_filter_grad", "window_argmax",
                          "window_gather", "window_scatter", "avg_pool2d", "avg_pool2d_transpose"})
+
+
+CHUNK_ROWS = 512      # rows of one im2col product: enough for the gemm's tiles, small enough for L2
+
+
+def chunk_images(oh: int, ow: int) -> int:
+    """Images per im2col product (the helpers take fewer at the end of the batch)."""
+    return max(1, CHUNK_ROWS // (oh * ow))
 
 
 def _kk(w_shape) -> int:
@@ -33,15 +41,19 @@ def scratch_size(e: Eqn) -> int:
     if e.prim == "conv2d":
         x, w = e.ins
         _, oh, ow, _ = e.outs[0].type.shape
-        return oh * ow * _kk(w.type.shape)
+        return col_size(oh, ow, w.type.shape)
     if e.prim == "conv2d_input_grad":
         g, w = e.ins
-        return g.type.shape[1] * g.type.shape[2] * _kk(w.type.shape) + _kk(w.type.shape) * w.type.shape[3]
+        return col_size(g.type.shape[1], g.type.shape[2], w.type.shape) + _kk(w.type.shape) * w.type.shape[3]
     if e.prim == "conv2d_filter_grad":
         _, g = e.ins
         wb = e.outs[0].type.shape
-        return g.type.shape[1] * g.type.shape[2] * _kk(wb) + _kk(wb) * wb[3]
+        return col_size(g.type.shape[1], g.type.shape[2], wb) + _kk(wb) * wb[3]
     return 0
+
+
+def col_size(oh: int, ow: int, w_shape) -> int:
+    return chunk_images(oh, ow) * oh * ow * _kk(w_shape)
 
 
 def scratch_type(dtype: str, size: int) -> TensorType:
@@ -78,7 +90,7 @@ class ConvLowering:
         sh, sw = e.params["stride"]
         pt, _, pl, _ = e.params["pad"]
         return [self._sizes(n, h, wd, ci, kh, kw, co),
-                [str(sh), str(sw), str(pt), str(pl)] + self._sizes(oh, ow)]
+                [str(sh), str(sw), str(pt), str(pl)] + self._sizes(oh, ow) + [str(chunk_images(oh, ow))]]
 
     def emit_conv2d(self, e: Eqn, plan) -> None:
         x, w = e.ins
@@ -89,7 +101,7 @@ class ConvLowering:
     def emit_conv2d_input_grad(self, e: Eqn, plan) -> None:
         g, w = e.ins
         xb = e.outs[0]
-        col = g.type.shape[1] * g.type.shape[2] * _kk(w.type.shape)
+        col = col_size(g.type.shape[1], g.type.shape[2], w.type.shape)
         self._call("conv2d_input_grad_nhwc",
                    [self._at(g) + self._at(w) + self._at(xb), self._scratch(e, plan) + self._scratch(e, plan, col)]
                    + self._conv_geometry(e, xb.type.shape, w.type.shape, g.type.shape))
@@ -97,7 +109,7 @@ class ConvLowering:
     def emit_conv2d_filter_grad(self, e: Eqn, plan) -> None:
         x, g = e.ins
         wb = e.outs[0]
-        col = g.type.shape[1] * g.type.shape[2] * _kk(wb.type.shape)
+        col = col_size(g.type.shape[1], g.type.shape[2], wb.type.shape)
         self._call("conv2d_filter_grad_nhwc",
                    [self._at(x) + self._at(g) + self._at(wb), self._scratch(e, plan) + self._scratch(e, plan, col)]
                    + self._conv_geometry(e, x.type.shape, wb.type.shape, g.type.shape))
