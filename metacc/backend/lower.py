@@ -418,6 +418,10 @@ class KernelWriter(ConvLowering):
                 self.helpers.add("fill_n")
                 self.links.add(f"fill_n_{v.type.dtype}")
         depth = w.depth
+        # image-shaped nests (rank 3 and up: [n, h, w, c]) loop to sizes passed in at run
+        # time: with constant trip counts LLVM unrolls and re-vectorises every level of
+        # every nest, and a Conv4 MAML kernel spent minutes there
+        bound = self.opaque_dim if r >= 3 else self.dim
         flat = len(looped) > 1 and self._flat_ok(g)
         if flat:
             self._flat = idx
@@ -428,7 +432,7 @@ class KernelWriter(ConvLowering):
                 for s, (p, acc) in rows.items():
                     if p == j:
                         w.line(f"{acc} = np.float64(0)")
-                w.line(f"for i{a} in range({self.dim(g.domain[a])}):")
+                w.line(f"for i{a} in range({bound(g.domain[a])}):")
                 w.depth += 1
         local: dict[Var, str] = {}
         cur: Eqn | None = None
