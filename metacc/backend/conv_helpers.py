@@ -109,26 +109,30 @@ def conv2d_filter_grad_nhwc(x, xo, g, go, wb, wbo, col, cl, part, pl_, n, h, wd,
 
 
 @njit(**OPTS)
-def window_argmax_nhwc(x, xo, idx, io, n, h, wd, c, wh, ww, sh, sw, oh, ow):
+def window_argmax_nhwc(x, xo, idx, io, best, bo, n, h, wd, c, wh, ww, sh, sw, oh, ow):
     """idx = position iy * wd + ix of each window's maximum; the first one in row-major window
-    order wins a tie (a strict > against the running best, which starts at the window's first)."""
+    order wins a tie (a strict > against the running best, which starts at the window's first).
+    The channels are the inner loop, so that it vectorises; best[bo:bo + c] holds their maxima."""
     for b in range(n):
         base = xo + b * h * wd * c
         for oy in range(oh):
             for ox in range(ow):
                 out = io + ((b * oh + oy) * ow + ox) * c
+                first = oy * sh * wd + ox * sw
                 for ch in range(c):
-                    y0, x0 = oy * sh, ox * sw
-                    best = ld(x, base + (y0 * wd + x0) * c + ch)
-                    bi = y0 * wd + x0
-                    for di in range(wh):
-                        for dj in range(ww):
-                            pos = (y0 + di) * wd + x0 + dj
-                            v = ld(x, base + pos * c + ch)
-                            if v > best:
-                                best = v
-                                bi = pos
-                    st(idx, out + ch, bi)
+                    st(best, bo + ch, ld(x, base + first * c + ch))
+                    st(idx, out + ch, first)
+                for di in range(wh):
+                    for dj in range(ww):
+                        pos = first + di * wd + dj
+                        if di == 0 and dj == 0:
+                            continue
+                        src = base + pos * c
+                        for ch in range(c):
+                            v = ld(x, src + ch)
+                            if v > ld(best, bo + ch):
+                                st(best, bo + ch, v)
+                                st(idx, out + ch, pos)
 
 
 @njit(**OPTS)
@@ -220,8 +224,8 @@ def conv2d_filter_grad_at(x, g, wb, col, part, n, h, wd, ci, kh, kw, co, sh, sw,
                             n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow, chunk)
 
 
-def window_argmax_at(x, idx, n, h, wd, c, wh, ww, sh, sw, oh, ow):
-    window_argmax_nhwc(carray(x, n * h * wd * c), 0, carray(idx, n * oh * ow * c), 0,
+def window_argmax_at(x, idx, best, n, h, wd, c, wh, ww, sh, sw, oh, ow):
+    window_argmax_nhwc(carray(x, n * h * wd * c), 0, carray(idx, n * oh * ow * c), 0, carray(best, c), 0,
                        n, h, wd, c, wh, ww, sh, sw, oh, ow)
 
 
@@ -251,7 +255,7 @@ ENTRY_POINTS = {
     "conv2d_nhwc": (conv2d_at, "bbbb" + "i" * 14),
     "conv2d_input_grad_nhwc": (conv2d_input_grad_at, "bbbbb" + "i" * 14),
     "conv2d_filter_grad_nhwc": (conv2d_filter_grad_at, "bbbbb" + "i" * 14),
-    "window_argmax_nhwc": (window_argmax_at, "bx" + "i" * 10),
+    "window_argmax_nhwc": (window_argmax_at, "bxb" + "i" * 10),
     "window_gather_nhwc": (window_gather_at, "bxb" + "i" * 4),
     "window_scatter_nhwc": (window_scatter_at, "bxb" + "i" * 4),
     "avg_pool_nhwc": (avg_pool_at, "bb" + "i" * 10 + "f"),

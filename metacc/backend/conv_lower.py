@@ -49,6 +49,8 @@ def scratch_size(e: Eqn) -> int:
         _, g = e.ins
         wb = e.outs[0].type.shape
         return col_size(g.type.shape[1], g.type.shape[2], wb) + _kk(wb) * wb[3]
+    if e.prim == "window_argmax":
+        return e.ins[0].type.shape[3]          # the running maximum of each channel
     return 0
 
 
@@ -83,7 +85,7 @@ class ConvLowering:
     def _scratch(self, e: Eqn, plan, extra: int = 0) -> list[str]:
         name = plan.scratch[e]
         off = name if not extra else f"{name} + {extra}"
-        return [f"ws_{e.outs[0].type.dtype}", off]
+        return [f"ws_{e.ins[0].type.dtype}", off]
 
     def _conv_geometry(self, e: Eqn, x_shape, w_shape, y_shape) -> list[list[str]]:
         n, h, wd, ci = x_shape
@@ -125,7 +127,8 @@ class ConvLowering:
 
     def emit_window_argmax(self, e: Eqn, plan) -> None:
         (x,), idx = e.ins, e.outs[0]
-        self._call("window_argmax_nhwc", e, [self._at(x) + self._at(idx)]
+        best = [f"ws_{x.type.dtype}", plan.scratch[e]]
+        self._call("window_argmax_nhwc", e, [self._at(x) + self._at(idx) + best]
                    + self._pool_geometry(e, x.type.shape, idx.type.shape))
 
     def _index_sizes(self, image_shape, idx_shape) -> list[str]:
