@@ -20,7 +20,7 @@ from metacc.ir import interp
 from metacc.ir.builder import Builder
 from metacc.ir.primitives import (ELEMENTWISE, EXPANDED, GENERATOR, HOOK, INDEXED, LOWERINGS, REGISTRY, SINK,
                                   Primitive, infer, lookup, need_rule)
-from metacc.ir.prims import BINARY, COMPARE, PRIMS, UNARY
+from metacc.ir.prims import BINARY, COMPARE, PRIMS, UNARY, _register
 from metacc.ir.types import TensorType
 
 # rewritten into other primitives by metacc.ad.expand before any derivative rule runs
@@ -150,3 +150,23 @@ def test_missing_jvp_rule_names_the_primitive():
             jvp_inline(b2, fn, [y], [y])
     finally:
         JVP_RULES["exp"] = saved
+
+
+def test_the_old_way_of_registering_still_works():
+    """A primitive registered into today's tables (as branches started before the registry do)."""
+    _register("old_double", "unary", 1)(lambda x: (x,))
+    interp.IMPLS["old_double"] = lambda x, **_: 2 * x
+    JVP_RULES["old_double"] = lambda b, ins, outs, tans, **_: [b.mul(tans[0], 2.0)]
+    try:
+        b = Builder()
+        x = b.input("x", TensorType("f64", (2,)))
+        fn = b.build("f", [b.emit("old_double", x)[0]])
+        np.testing.assert_array_equal(interp.evaluate(fn, [np.array([1.0, 3.0])])[0], [2.0, 6.0])
+        b2 = Builder()
+        y, t = b2.input("x", TensorType("f64", (2,))), b2.input("t", TensorType("f64", (2,)))
+        outs, tans = jvp_inline(b2, fn, [y], [t])
+        got = interp.evaluate(b2.build("g", list(outs) + list(tans)), [np.ones(2), np.array([0.5, 1.0])])
+        np.testing.assert_array_equal(got[1], [1.0, 2.0])
+    finally:
+        for table in (REGISTRY, interp.IMPLS, JVP_RULES):
+            table.pop("old_double", None)
