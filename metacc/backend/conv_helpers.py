@@ -1,4 +1,4 @@
-"""Compiled helpers for the convolution and pooling family (metacc.ir.conv_types).
+"""Compiled helpers for the convolution and pooling family (metacc.ir.primitives.conv_types).
 
 Arrays are 1-D and addressed as (array, offset), row-major, as everywhere in
 the backend. Images are NHWC, filters [kh, kw, c_in, c_out], which row-major is
