@@ -33,7 +33,7 @@ COMPILER_ONLY = ("metacc.frontend", "metacc.ad")
 # today's counts (issue 10 brings them to 0); lower them, never raise them
 IMPORTS_IN_FUNCTIONS_TODAY = 97
 RUNTIME_COMPILER_IMPORTS_TODAY = 0
-MODULES_IN_CYCLES_TODAY = 31
+MODULES_IN_CYCLES_TODAY = 26
 
 
 @dataclass(frozen=True)
