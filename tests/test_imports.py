@@ -31,9 +31,9 @@ OPTIONAL_HEAVY = ("lark", "numba", "matplotlib", "tqdm")
 COMPILER_ONLY = ("metacc.frontend", "metacc.ad")
 
 # today's counts (issue 10 brings them to 0); lower them, never raise them
-IMPORTS_IN_FUNCTIONS_TODAY = 96
+IMPORTS_IN_FUNCTIONS_TODAY = 75
 RUNTIME_COMPILER_IMPORTS_TODAY = 0
-MODULES_IN_CYCLES_TODAY = 24
+MODULES_IN_CYCLES_TODAY = 15
 
 
 @dataclass(frozen=True)
