@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from metacc.errors import MetaccError, Source, api_boundary
+from metacc.frontend import lowering  # noqa: F401  (every kind of node and builtin registered)
 from metacc.program import Program
 
 

@@ -12,9 +12,12 @@ from dataclasses import replace
 
 from metacc.errors import MetaccError, Span, did_you_mean
 from metacc.frontend import ast as A
+from metacc.frontend.builtins import BUILTINS, call_builtin
 from metacc.frontend.context import Ctx, Env, Poisoned, text_of
 from metacc.frontend.convert import as_tensor, literal
 from metacc.frontend.declarations import ArgSig, Signature
+from metacc.frontend.dispatch import EXPRESSIONS, lower_expr
+from metacc.frontend.stmts import run_statements
 from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text
 from metacc.ir.types import Dim, TensorType
 
@@ -26,7 +29,6 @@ def lower_call(ctx: Ctx, node: A.Call):
         return inline_call(ctx, unit.decls.signatures[name], node)
     if name in unit.decls.failed:
         raise Poisoned(name)            # its declaration's error is already reported
-    from metacc.frontend.builtins import BUILTINS, call_builtin
     if name in BUILTINS:
         return call_builtin(ctx, BUILTINS[name], node)
     if name in unit.decls.groups or name in unit.decls.tasks:
@@ -39,7 +41,6 @@ def lower_call(ctx: Ctx, node: A.Call):
 # ---- binding arguments ------------------------------------------------------------
 
 def _bind(ctx: Ctx, sig: Signature, node: A.Call) -> list:
-    from metacc.frontend.exprs import lower_expr
     params = sig.args
     if len(node.args) > len(params):
         raise MetaccError(f"{sig.name} takes {len(params)} argument{'s' * (len(params) != 1)}, "
@@ -185,8 +186,6 @@ def inline_call(ctx: Ctx, sig: Signature, node: A.Call):
 
 def lower_body(ctx: Ctx, decl: A.FnDecl):
     """Run a function body; returns the value of its `return`."""
-    from metacc.frontend.exprs import lower_expr
-    from metacc.frontend.stmts import run_statements
     body = decl.body
     returns = [i for i, s in enumerate(body) if isinstance(s, A.Return)]
     if not returns:
@@ -230,3 +229,6 @@ def check_result(ctx: Ctx, value):
         raise MetaccError(f"{sig.name} must return {want}, but this is {kind_text(value)}", span,
                           expected=str(want), found=kind_text(value), notes=note, hint=hint)
     return value
+
+
+EXPRESSIONS[A.Call] = lower_call

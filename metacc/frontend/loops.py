@@ -25,6 +25,7 @@ from metacc.errors import MetaccError, Span, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, Poisoned
 from metacc.frontend.convert import MAX_SIZE, as_tensor, static_int
+from metacc.frontend.dispatch import STATEMENTS
 from metacc.frontend.frame import Frame
 from metacc.frontend.stmts import name_value, run_statements
 from metacc.frontend.values import DimValue, Number, Tensor, kind_text, leaf_paths, leaves, rebuild, structure
@@ -211,3 +212,6 @@ def _final(ctx: Ctx, name: str, before, node: A.Repeat):
                           notes=[("the loop is here", node.span)], expected=kind_text(before),
                           found=kind_text(after), hint=hint or "a carried value keeps its type from step to step")
     return after
+
+
+STATEMENTS[A.Repeat] = lower_repeat
