@@ -16,11 +16,13 @@ import os
 from pathlib import Path
 
 from metacc import pipeline
+from metacc.backend.loader import write_atomic_bytes
 from metacc.dtypes import float_dtype
 from metacc.errors import MetaccError, Source
-from metacc.program import Program
-from metacc.backend.loader import write_atomic_bytes
+from metacc.frontend import load_source, read_source
+from metacc.nonfinite import enabled
 from metacc.passes.retype import retype_program
+from metacc.program import Program
 from metacc.runtime import serial
 from metacc.runtime.cache import compiler_build, default_dir, warn
 from metacc.runtime.module import Module
@@ -50,7 +52,6 @@ def _front_end(source: Source, dtype: str | None, constants: dict | None, root: 
             return _read_program(raw, key, request, source)
         except Exception as err:  # noqa: BLE001 - any damage means: rebuild
             warn(f"metacc: cached program {path} is broken ({type(err).__name__}: {err}); rebuilding it")
-    from metacc.frontend import load_source          # imported only when parsing (lark: 0.3 s)
     program = load_source(source.text, source.name, float_dtype=dtype, constants=constants)
     try:
         body = serial.dumps(program).encode()
@@ -88,14 +89,12 @@ def _read(path_or_source) -> Source:
     # file instead of being parsed as a program.
     looks_like_path = text.strip() != "" and not any(c in text for c in "\n{}")
     if looks_like_path:
-        from metacc.frontend import read_source
         return Source(str(Path(text)), read_source(text))
     return Source("<string>", text)
 
 
 def compile(path_or_source, dtype: str | None = None, cache_dir=None,  # noqa: A001
             check_finite: bool | None = None) -> Module:
-    from metacc.nonfinite import enabled
     check = enabled(check_finite)
     dtype = float_dtype(dtype, "compile", allow_none=True)      # 'float64', np.float64 -> 'f64'
     if isinstance(path_or_source, Program):
