@@ -42,6 +42,7 @@ from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func, Var
 from metacc.ir.walk import any_eqn
 from metacc.labels import add_label_checks, check_labels, has_one_hot
+from metacc.passes.inline import inline_calls
 
 PRIM = "diagnostic"
 SGD_TOL = 1e-4          # default stationarity tolerance of argmin ... by sgd(...)
@@ -106,7 +107,6 @@ def hoist(fn: Func) -> tuple[Func, list[dict]]:
     labels = has_one_hot(fn)
     if not (labels or has_diagnostics(fn)):
         return fn, []
-    from metacc.backend.inline import inline_calls
     fn = inline_calls(fn)
     if labels:
         fn = add_label_checks(fn)
