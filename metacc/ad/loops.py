@@ -66,7 +66,14 @@ def _jvp_scan(b: Builder, e: Eqn, ins, in_tans):
         scan_ins += list(prim_in) + tan_in
         n_groups.append(len(prim_in) + len(tan_in))
     n_ct, n_kt = len(carry_t), len(ys_t)
-    outs_all = b.emit("scan", *scan_ins, names=[_name(v) for v in new_body.outs], span=e.span,
+    # the tangent outputs are named after the outputs they differentiate (h -> h_dot) when emitted
+    names = [_name(v) for v in new_body.outs]
+    carry_dot = [j for j in range(nk) if act[nc + j] and body.ins[nc + j].type.is_float]
+    for k, j in enumerate(carry_dot):
+        names[nk + k] = e.outs[j].name + "_dot"
+    for k, j in enumerate(ys_idx):
+        names[len(names) - n_kt + k] = e.outs[j].name + "_dot"
+    outs_all = b.emit("scan", *scan_ins, names=names, span=e.span,
                       **{**prm, "body": new_body, "n_consts": n_groups[0], "n_carry": n_groups[1]})
     carry_out, carry_tan = outs_all[:nk], outs_all[nk:nk + n_ct]
     ys_out, ys_tan = outs_all[nk + n_ct:len(outs_all) - n_kt], outs_all[len(outs_all) - n_kt:]
@@ -78,9 +85,6 @@ def _jvp_scan(b: Builder, e: Eqn, ins, in_tans):
             k += 1
     for y, j in zip(ys_tan, ys_idx):
         tangents[j] = y
-    for t, v in zip(tangents, e.outs):
-        if t is not None:
-            t.name = v.name + "_dot"
     return list(carry_out) + list(ys_out), tangents
 
 
