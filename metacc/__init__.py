@@ -1,6 +1,5 @@
 """metacc: a compiler for meta-learning programs."""
-__version__ = "0.1.0"
-
+from metacc.version import __version__  # noqa: F401
 from metacc.errors import InternalError, MetaccError, api_boundary  # noqa: E402,F401
 from metacc.diagnostics import ConvergenceWarning  # noqa: E402,F401
 from metacc.disconnected import DisconnectedWarning  # noqa: E402,F401

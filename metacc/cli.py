@@ -26,7 +26,19 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from metacc import __version__
-from metacc.errors import MetaccError, MetaccErrors, did_you_mean
+from metacc.ad import expand
+from metacc.ad.activity import collecting
+from metacc.ad.vjp import check_connected_inputs, metric_cut
+from metacc.diagnostics import SGD_TOL
+from metacc.errors import MetaccError, MetaccErrors, Source, did_you_mean
+from metacc.explain import explain
+from metacc.frontend import load, read_source
+from metacc.frontend.ast_dump import dump
+from metacc.frontend.convert import MAX_SIZE
+from metacc.gradcheck import argmin_eqns, gradcheck, implicit_solves
+from metacc.ir.printer import format_func
+from metacc.kernels import KINDS, default_wrt, wrt_names
+from metacc.residuals import report
 
 
 @dataclass
@@ -38,7 +50,6 @@ class ShowRequest:
 
     def program(self):
         if self._program is None:
-            from metacc.frontend import load
             self._program = load(self.path, constants=getattr(self.args, "const", None) or None)
         return self._program
 
@@ -55,10 +66,8 @@ class ShowRequest:
 
 
 def show_ast(req: ShowRequest) -> str:
-    from metacc.errors import Source
-    from metacc.frontend.ast_dump import dump
-    from metacc.frontend import read_source
     from metacc.frontend.parse import parse
+
     # the syntax tree only: it is shown even when the program does not check
     module = parse(Source(req.path, read_source(req.path)))
     if req.fn is None:
@@ -72,7 +81,6 @@ def show_ast(req: ShowRequest) -> str:
 
 def _kernels(req: ShowRequest):
     """(function, kind, wrt, batched) of the requested kernel of each selected function."""
-    from metacc.kernels import default_wrt, wrt_names
     kind = req.args.kernel or "forward"
     out = []
     for f in req.functions():
@@ -97,7 +105,6 @@ def show_kernel(req: ShowRequest, stage: str, target: str = "cpu") -> str:
 
 
 def show_ir(req: ShowRequest) -> str:
-    from metacc.ir.printer import format_func
     if not req.args.kernel:
         return "\n\n".join(format_func(f.ir) for f in req.functions())
     return show_kernel(req, "ir")
@@ -137,9 +144,6 @@ def _check_derivatives(program) -> list[str]:
     called, its value_and_grad refuses; check says so in a note (the returned lines)
     instead of failing. One cut by stop_gradient, or with parameters it never uses, is
     almost always a mistake and stays an error."""
-    from metacc.ad import expand
-    from metacc.ad.vjp import check_connected_inputs, metric_cut
-    from metacc.kernels import default_wrt
     errors, notes = [], []
     for f in program.functions.values():
         try:
@@ -168,8 +172,6 @@ def _check_derivatives(program) -> list[str]:
 
 
 def _cmd_check(args) -> int:
-    from metacc.ad.activity import collecting
-    from metacc.frontend import load
     status = 0
     for path in args.files:
         try:
@@ -191,8 +193,6 @@ def _cmd_check(args) -> int:
 
 def _solver_notes(program) -> list[str]:
     """One note per argmin: its convergence can only be checked when it runs."""
-    from metacc.diagnostics import SGD_TOL
-    from metacc.gradcheck import argmin_eqns
     notes, seen = [], set()
     for f in program.functions.values():
         for e in argmin_eqns(f.ir):
@@ -239,7 +239,6 @@ def _const(text: str) -> tuple[str, int]:
 
 
 def _dims(text: str) -> dict[str, int]:
-    from metacc.frontend.convert import MAX_SIZE
     out = {}
     for part in text.split(","):
         if part.strip():
@@ -290,7 +289,6 @@ def _program_options(p: argparse.ArgumentParser) -> None:
 
 
 def _show_options(p: argparse.ArgumentParser) -> None:
-    from metacc.kernels import KINDS
     p.add_argument("file", nargs="?", help="a .meta program")
     p.add_argument("--fn", metavar="NAME", help="only this fn or meta (default: all)")
     p.add_argument("--stage", default="ir", metavar="NAME",
@@ -320,13 +318,11 @@ def _request(args) -> tuple:
     args.const = dict(args.const or [])
     req = ShowRequest(args.file, args.fn, args)
     (f,) = req.functions()
-    from metacc.kernels import default_wrt, wrt_names
     wrt = wrt_names(f, args.wrt) if args.wrt else default_wrt(f)
     return f, wrt
 
 
 def _cmd_residuals(args) -> int:
-    from metacc.residuals import report
     f, wrt = _request(args)
     _check_dims(f, args.dims)
     dims = {s: 10 for v in f.ir.ins for s in v.type.symbols}
@@ -344,7 +340,6 @@ def _gradcheck_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_gradcheck(args) -> int:
-    from metacc.gradcheck import gradcheck
     if args.dims:
         f, _ = _request(args)
         _check_dims(f, args.dims)
@@ -357,8 +352,6 @@ def _cmd_gradcheck(args) -> int:
         print(f"  {c.what:<{width}}  compiled {c.ad: .10e}  finite-diff {c.fd: .10e}  rel err {c.rel:.1e}")
     worst = max(checks, key=lambda c: c.rel)
     ok = worst.rel <= args.tol
-    from metacc.frontend import load
-    from metacc.gradcheck import implicit_solves
     for w in convergence:
         print(f"warning: {w}")
     for e in implicit_solves(load(args.file, constants=dict(args.const or []) or None).functions[args.fn].ir):
@@ -374,7 +367,6 @@ def _cmd_gradcheck(args) -> int:
 
 
 def _cmd_explain(args) -> int:
-    from metacc.explain import explain
     f, _ = _request(args)
     print(explain(f.ir, f"{f.kind} {f.name}"))
     return 0

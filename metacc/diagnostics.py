@@ -36,8 +36,13 @@ import os
 import sys
 import warnings
 
+import numpy as np
+
+from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func, Var
 from metacc.ir.walk import any_eqn
+from metacc.labels import add_label_checks, check_labels, has_one_hot
+from metacc.passes.inline import inline_calls
 
 PRIM = "diagnostic"
 SGD_TOL = 1e-4          # default stationarity tolerance of argmin ... by sgd(...)
@@ -99,11 +104,9 @@ def hoist(fn: Func) -> tuple[Func, list[dict]]:
     does); a diagnostic inside a scan body becomes an extra carry holding the
     worst figure so far (NaN sticks: a diverged iteration is the worst).
     Every one_hot first gets its label range check (metacc.labels)."""
-    from metacc.labels import add_label_checks, has_one_hot
     labels = has_one_hot(fn)
     if not (labels or has_diagnostics(fn)):
         return fn, []
-    from metacc.backend.inline import inline_calls
     fn = inline_calls(fn)
     if labels:
         fn = add_label_checks(fn)
@@ -139,7 +142,6 @@ def _worst(b, acc, x):
 
 
 def _hoist_scan(e: Eqn):
-    from metacc.ir.builder import Builder, inline
     prm = e.params
     body: Func = prm["body"]
     nc, nk = prm["n_consts"], prm["n_carry"]
@@ -207,9 +209,7 @@ def check(descs, figures, batched: bool = False) -> list[ConvergenceWarning]:
     batched) with their tolerances and warn, once per (kind, location, what),
     about the worst. Returns the warnings issued. A label figure that is not 0
     raises metacc.labels.LabelError (a MetaccError) instead."""
-    import numpy as np
     if any(d["kind"] == "labels" for d in descs):
-        from metacc.labels import check_labels
         descs, figures = check_labels(descs, figures, batched)
         if not descs:
             return []

@@ -8,12 +8,16 @@ random single coordinates. Prints every check and the worst relative error.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+import metacc
+from metacc.diagnostics import ConvergenceWarning
 from metacc.errors import MetaccError
 from metacc.explain import magic_stops
+from metacc.frontend import load
 
 
 @dataclass
@@ -122,8 +126,6 @@ def gradcheck(path: str, fn_name: str, wrt=None, seed: int = 0, dims=None, eps: 
     instead of their going through the warnings module."""
     if convergence is None:
         return _gradcheck(path, fn_name, wrt, seed, dims, eps, n_dirs, n_coords, constants)
-    import warnings
-    from metacc.diagnostics import ConvergenceWarning
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always", ConvergenceWarning)
         try:
@@ -143,8 +145,6 @@ def gradcheck(path: str, fn_name: str, wrt=None, seed: int = 0, dims=None, eps: 
 
 
 def _gradcheck(path, fn_name, wrt, seed, dims, eps, n_dirs, n_coords, constants) -> list[Check]:
-    import metacc
-    from metacc.frontend import load
     program = load(path, float_dtype="f64", constants=constants or None)
     if fn_name not in program.functions:
         raise MetaccError(f"{path} has no function '{fn_name}'",

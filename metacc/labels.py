@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from metacc.errors import MetaccError, Source, Span
+from metacc.ir.builder import Builder
 from metacc.ir.core import Eqn, Func, Var
 from metacc.ir.walk import any_eqn
 
@@ -107,7 +108,6 @@ def _constant_labels(body: Func, outer: dict[Var, Var]):
 
 
 def _range_figures(e: Eqn, labels, origin: dict[Var, int]) -> list[Eqn]:
-    from metacc.ir.builder import Builder
     b = Builder(span=e.span)
     n = e.params["n"]
     # f64 holds every label up to 2^53 exactly, so the figure gives the bad value back

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metacc.ad.partial_eval import partial_eval
-from metacc.ad.vjp import vjp_func
+from metacc.ad.transforms import vjp_func
 from metacc.errors import MetaccError, Span
 from metacc.ir.core import Eqn, Func, Var
 from metacc.ir.types import NUMPY_DTYPE, TensorType

@@ -57,7 +57,7 @@ import numba
 from numba.core import caching, sigutils
 from numba.core.dispatcher import Dispatcher
 
-import metacc
+from metacc.version import PACKAGE_DIR, __version__
 
 try:
     import fcntl
@@ -84,12 +84,12 @@ def compiler_build() -> str:
         here = Path(__file__).parent
         # everything that decides a kernel's code: the compiler (the helpers that
         # kernels call included), the runtime's kernel kinds, and how a cached kernel is loaded
-        files = sorted(Path(metacc.__file__).parent.rglob("*.py")) + [
+        files = sorted(PACKAGE_DIR.rglob("*.py")) + [
             here / "kernel.py", here / "cache.py", here / "serial.py"]
         for f in files:
             h.update(f.name.encode())
             h.update(f.read_bytes())
-        _BUILD = f"{metacc.__version__}+{h.hexdigest()[:12]}"
+        _BUILD = f"{__version__}+{h.hexdigest()[:12]}"
     return _BUILD
 
 
@@ -109,7 +109,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-_OWN = (str(Path(metacc.__file__).parent), str(Path(__file__).parent), str(Path(numba.__file__).parent))
+_OWN = (str(PACKAGE_DIR), str(Path(__file__).parent), str(Path(numba.__file__).parent))
 
 
 def warn(message: str) -> None:

@@ -3,8 +3,8 @@
 The rule (docs/architecture.md): no cycle between modules; metacc.runtime holds
 only what runs, so it imports neither the front end nor AD; no import inside a
 function except of an optional heavy dependency. Today's code still breaks the
-first and the last (issue 10), so those tests are xfail(strict=True): they say what the target is,
-and the day a refactoring makes one hold, its XPASS fails the run and says to
+last (issue 10), so that test is xfail(strict=True): it says what the target is,
+and the day a refactoring makes it hold, its XPASS fails the run and says to
 drop the mark. Until then the *_do_not_grow tests keep the counts from rising;
 lower their numbers as the refactoring removes what they count.
 
@@ -32,9 +32,9 @@ OPTIONAL_HEAVY = ("lark", "numba", "matplotlib", "tqdm", "sklearn", "HersheyFont
 COMPILER_ONLY = ("metacc.frontend", "metacc.ad")
 
 # today's counts (issue 10 brings them to 0); lower them, never raise them
-IMPORTS_IN_FUNCTIONS_TODAY = 97
+IMPORTS_IN_FUNCTIONS_TODAY = 14
 RUNTIME_COMPILER_IMPORTS_TODAY = 0
-MODULES_IN_CYCLES_TODAY = 31
+MODULES_IN_CYCLES_TODAY = 0
 
 
 @dataclass(frozen=True)
@@ -163,9 +163,6 @@ def test_runtime_imports_neither_the_front_end_nor_ad():
     assert [_where(i) for i in runtime_compiler_imports()] == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: four cycles, most broken by imports inside functions: the "
-                   "front end (builtins <-> lib_*, exprs <-> calls ...), ad/ with ir.interp and passes, "
-                   "metacc <-> metacc.runtime, ir.core <-> ir.printer")
 def test_no_import_cycle_between_modules():
     assert cycles() == []
 

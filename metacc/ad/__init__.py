@@ -8,6 +8,7 @@
 Every result is ordinary IR, so each can be transformed again.
 """
 from metacc.ad.expand import expand  # noqa: F401
-from metacc.ad.jvp import jvp_func  # noqa: F401
-from metacc.ad.vjp import grad_func, vjp_func  # noqa: F401
+from metacc.ad.transforms import grad_func, jvp_func, vjp_func  # noqa: F401
 from metacc.ad.hvp import hvp_func  # noqa: F401
+# these register their rules into the tables above them (they import expand, jvp and vjp):
+from metacc.ad import implicit, loops  # noqa: F401,E402

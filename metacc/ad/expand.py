@@ -12,6 +12,10 @@ Loop bodies are expanded recursively, innermost first.
 """
 from __future__ import annotations
 
+from metacc.ad.activity import collecting, replay, report
+from metacc.ad.util import materialize
+from metacc.ad.vjp import check_connected_inputs, vjp_inline
+from metacc.errors import InternalError
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.rewrite import rewrite
@@ -19,13 +23,16 @@ from metacc.ir.walk import any_eqn
 
 _cache: dict[int, tuple[Func, Func, tuple]] = {}
 
+# argmin's expansion (metacc.ad.implicit, which expands its objective with this module,
+# registers it here when imported; metacc/ad/__init__.py imports it)
+EXPANSIONS: dict = {}
+
 
 def needs_expand(fn: Func) -> bool:
     return any_eqn(fn, lambda e: e.prim in ("grad", "argmin") or (e.prim == "call" and not e.params.get("remat")))
 
 
 def expand(fn: Func) -> Func:
-    from metacc.ad.activity import collecting, report, replay
     hit = _cache.get(id(fn))
     if hit is not None and hit[0] is fn:
         # a kernel built later from the same program records the same warnings
@@ -73,14 +80,14 @@ def _expansion(b: Builder, e: Eqn, ins) -> list:
         b.eqns.append(Eqn(e.prim, tuple(ins), tuple(Var(v.name, v.type) for v in e.outs), e.params, e.span))
         return list(b.eqns[-1].outs)
     if e.prim == "argmin":
-        from metacc.ad.implicit import expand_argmin
-        return expand_argmin(b, e, ins)
+        rule = EXPANSIONS.get("argmin")
+        if rule is None:
+            raise InternalError("argmin has no expansion: import metacc.ad (metacc.ad.implicit registers it)")
+        return rule(b, e, ins)
     return grad_inline(b, e.params["fn"], ins, e.params["n_wrt"], span=e.span)
 
 
 def grad_inline(b: Builder, fn: Func, ins, n_wrt: int, span=None) -> list:
-    from metacc.ad.util import materialize
-    from metacc.ad.vjp import check_connected_inputs, vjp_inline
     fn = expand(fn)
     wrt = list(range(n_wrt))
     check_connected_inputs(fn, wrt, what="this grad(...) expression", span=span)

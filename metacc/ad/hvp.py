@@ -4,10 +4,11 @@ No Hessian is ever formed: the cost is a small constant times a gradient.
 """
 from __future__ import annotations
 
-from metacc.ad.jvp import jvp_func
-from metacc.ad.vjp import grad_func, float_inputs
+from metacc.ad.transforms import grad_func, jvp_func
+from metacc.ad.vjp import float_inputs
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Func
+from metacc.passes.dce import dce
 
 
 def hvp_func(fn: Func, wrt=None, name: str | None = None, with_value: bool = False) -> Func:
@@ -26,5 +27,4 @@ def hvp_func(fn: Func, wrt=None, name: str | None = None, with_value: bool = Fal
     grads, hv = outs[1:1 + n], outs[2 + n:2 + 2 * n]
     for h, i in zip(hv, wrt):
         h.name = "hv_" + fn.ins[i].name.replace(".", "_")
-    from metacc.passes.dce import dce
     return dce(b.build(name or fn.name + "_hvp", list(grads) + list(hv) + ([outs[0]] if with_value else [])))

@@ -22,12 +22,14 @@ their residual (diagnose=True, set by the JVP/VJP rules of cg_solve).
 """
 from __future__ import annotations
 
+from metacc.ad.expand import EXPANSIONS, expand, grad_inline
+from metacc.ad.hvp import hvp_func
+from metacc.diagnostics import SGD_TOL, emit, relative_norm, sq_norm
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func
 
 
 def _sgd_loop(b: Builder, e: Eqn, objective: Func, init, extra):
-    from metacc.ad.expand import grad_inline
     n_p = e.params["n_p"]
     solver = e.params["solver"]
     bb = Builder(span=e.span)
@@ -45,7 +47,6 @@ def _sgd_loop(b: Builder, e: Eqn, objective: Func, init, extra):
 
 def _hvp_matvec(objective: Func, n_p: int) -> Func:
     """v, p, extra -> H_pp(p, extra) v."""
-    from metacc.ad.hvp import hvp_func
     h = hvp_func(objective, list(range(n_p)))      # ins: p, extra, v ; outs: grads, hv
     b = Builder(span=objective.span)
     v = [b.input("v", t) for t in objective.in_types[:n_p]]
@@ -56,8 +57,6 @@ def _hvp_matvec(objective: Func, n_p: int) -> Func:
 
 def _report_stationarity(b: Builder, e: Eqn, objective: Func, start, p_end, frozen, g_end=None) -> None:
     """diagnostic: |grad F(p_end)| / |grad F(p0)| (absolute if the start is stationary)."""
-    from metacc.ad.expand import grad_inline
-    from metacc.diagnostics import SGD_TOL, emit, relative_norm, sq_norm
     n_p = e.params["n_p"]
     solver = e.params["solver"]
     implicit = e.params.get("implicit")
@@ -82,7 +81,6 @@ def _report_stationarity(b: Builder, e: Eqn, objective: Func, start, p_end, froz
 
 
 def expand_argmin(b: Builder, e: Eqn, ins) -> list:
-    from metacc.ad.expand import expand, grad_inline
     objective = expand(e.params["objective"])
     n_p = e.params["n_p"]
     init, extra = list(ins[:n_p]), list(ins[n_p:])
@@ -101,3 +99,6 @@ def expand_argmin(b: Builder, e: Eqn, ins) -> list:
                matvec=matvec, n_b=n_p, iters=int(implicit.get("iters", 20)), tol=float(implicit.get("tol", 1e-8)),
                diagnose=False, what="conjugate gradient of argmin's implicit derivative")
     return [b.add(p, b.sub(b.stop_gradient(ci), ci), name="p_opt") for p, ci in zip(p_star, c)]
+
+
+EXPANSIONS["argmin"] = expand_argmin

@@ -3,19 +3,21 @@
 A rule receives the builder, the primal inputs and outputs (already emitted),
 the input tangents (None = symbolic zero) and the eqn's params, and returns
 the output tangents. Elementwise primitives share the partials table
-(metacc.ad.partials) with reverse mode. Loops and calls are in loops.py.
+(metacc.ad.partials) with reverse mode. Loops and calls are in loops.py; jvp_func
+(the whole function) in transforms.py.
 """
 from __future__ import annotations
 
 from metacc.ad.partials import MINUS_ONE, ONE, partials
-from metacc.ad.util import add_any, broadcast, differentiable, materialize
+from metacc.ad.util import add_any, broadcast, differentiable
 from metacc.errors import InternalError
 from metacc.ir.builder import Builder
 from metacc.ir.core import Func, Var
-from metacc.ir.primitives.rulekit import max_mask  # noqa: F401  (today's name: metacc.ad.vjp imports it)
 from metacc.ir.prims import PRIMS
 
 JVP_RULES: dict = {}
+# the rules of scan, call and cg_solve (they hold sub-functions): metacc.ad.loops fills it
+JVP_CONTROL: dict = {}
 
 
 def _elementwise(b, ins, outs, tans, prim, **params):
@@ -50,7 +52,6 @@ for _name, _prim in PRIMS.items():
 
 def jvp_inline(b: Builder, fn: Func, args, arg_tans) -> tuple[list, list]:
     """Emit fn's primal and tangent computation into b; returns (outs, out_tangents)."""
-    from metacc.ad.loops import JVP_CONTROL
     env: dict = dict(zip(fn.ins, args))
     tan: dict = {v: t for v, t in zip(fn.ins, arg_tans) if t is not None and v.type.is_float}
 
@@ -88,25 +89,3 @@ def _name_new(b: Builder, mark: int, results, primals, suffix: str):
     for r, p in zip(results, primals):
         if isinstance(r, Var) and r in fresh and p is not None:
             r.name = p.name + suffix
-
-
-def jvp_func(fn: Func, wrt=None, name: str | None = None) -> Func:
-    """ins = fn.ins + tangents of the wrt inputs; outs = fn.outs + tangents of the float outputs
-    (not of the last fn.n_aux outputs, which are auxiliary: never differentiated)."""
-    from metacc.ad.expand import expand
-    n_keep = len(fn.outs) - fn.n_aux
-    fn = expand(fn)
-    wrt = [i for i, v in enumerate(fn.ins) if v.type.is_float] if wrt is None else list(wrt)
-    b = Builder(span=fn.span)
-    args = [b.input(v.name, v.type) for v in fn.ins]
-    tans = [None] * len(args)
-    for i in wrt:
-        tans[i] = b.input(fn.ins[i].name + "_dot", fn.ins[i].type)
-    outs, out_tans = jvp_inline(b, fn, args, tans)
-    out_tans = [materialize(b, t, a.type, name=_nm(a) + "_dot")
-                for t, a in zip(out_tans[:n_keep], outs) if a.type.is_float]
-    return b.build(name or fn.name + "_jvp", list(outs) + out_tans)
-
-
-def _nm(a) -> str:
-    return a.name if isinstance(a, Var) else "out"

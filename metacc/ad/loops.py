@@ -20,13 +20,16 @@ from __future__ import annotations
 import math
 
 from metacc.ad.activity import active_outputs, scan_carry_activity
-from metacc.ad.jvp import jvp_inline
+from metacc.ad.jvp import JVP_CONTROL, jvp_inline
 from metacc.ad.partial_eval import partial_eval
+from metacc.ad.transforms import vjp_func
 from metacc.ad.util import materialize, zeros
+from metacc.ad.vjp import VJP_CONTROL_BACKWARD, VJP_CONTROL_FORWARD
 from metacc.errors import InternalError
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func, Var
 from metacc.ir.walk import all_eqns
+from metacc.passes import simplify
 
 # ---------------------------------------------------------------- forward mode
 
@@ -63,7 +66,14 @@ def _jvp_scan(b: Builder, e: Eqn, ins, in_tans):
         scan_ins += list(prim_in) + tan_in
         n_groups.append(len(prim_in) + len(tan_in))
     n_ct, n_kt = len(carry_t), len(ys_t)
-    outs_all = b.emit("scan", *scan_ins, names=[_name(v) for v in new_body.outs], span=e.span,
+    # the tangent outputs are named after the outputs they differentiate (h -> h_dot) when emitted
+    names = [_name(v) for v in new_body.outs]
+    carry_dot = [j for j in range(nk) if act[nc + j] and body.ins[nc + j].type.is_float]
+    for k, j in enumerate(carry_dot):
+        names[nk + k] = e.outs[j].name + "_dot"
+    for k, j in enumerate(ys_idx):
+        names[len(names) - n_kt + k] = e.outs[j].name + "_dot"
+    outs_all = b.emit("scan", *scan_ins, names=names, span=e.span,
                       **{**prm, "body": new_body, "n_consts": n_groups[0], "n_carry": n_groups[1]})
     carry_out, carry_tan = outs_all[:nk], outs_all[nk:nk + n_ct]
     ys_out, ys_tan = outs_all[nk + n_ct:len(outs_all) - n_kt], outs_all[len(outs_all) - n_kt:]
@@ -75,9 +85,6 @@ def _jvp_scan(b: Builder, e: Eqn, ins, in_tans):
             k += 1
     for y, j in zip(ys_tan, ys_idx):
         tangents[j] = y
-    for t, v in zip(tangents, e.outs):
-        if t is not None:
-            t.name = v.name + "_dot"
     return list(carry_out) + list(ys_out), tangents
 
 
@@ -117,15 +124,14 @@ def _jvp_cg(b: Builder, e: Eqn, ins, in_tans):
     return list(outs), list(tans)
 
 
-JVP_CONTROL = {"scan": _jvp_scan, "call": _jvp_call, "cg_solve": _jvp_cg}
+# registered into jvp.py's table (jvp_inline looks them up there; jvp.py does not import this module)
+JVP_CONTROL.update({"scan": _jvp_scan, "call": _jvp_call, "cg_solve": _jvp_cg})
 
 
 # ---------------------------------------------------------------- reverse mode
 
 def _vjp_scan_forward(b: Builder, e: Eqn, ins, act_in):
     """Emit the forward loop, saving residuals; return its outputs and what the backward loop needs."""
-    from metacc.ad.vjp import vjp_func
-    from metacc.passes import simplify
     if e.params.get("checkpoint"):
         return _checkpointed_forward(b, e, ins, act_in)
     prm = e.params
@@ -252,7 +258,6 @@ def _vjp_call_forward(b: Builder, e: Eqn, ins, act_in):
 
 
 def _vjp_call_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved):
-    from metacc.ad.vjp import vjp_func
     fn: Func = e.params["fn"]
     wrt = [i for i, a in enumerate(act_in) if a and fn.ins[i].type.is_float]
     out_mask = [g is not None for g in gs]
@@ -354,5 +359,6 @@ def _vjp_cg_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved):
     return list(bars) + [None] * (len(ins) - n)
 
 
-VJP_CONTROL_FORWARD = {"scan": _vjp_scan_forward, "call": _vjp_call_forward, "cg_solve": _vjp_call_forward}
-VJP_CONTROL_BACKWARD = {"scan": _vjp_scan_backward, "call": _vjp_call_backward, "cg_solve": _vjp_cg_backward}
+# registered into vjp.py's tables, as the JVP rules are into jvp.py's
+VJP_CONTROL_FORWARD.update({"scan": _vjp_scan_forward, "call": _vjp_call_forward, "cg_solve": _vjp_call_forward})
+VJP_CONTROL_BACKWARD.update({"scan": _vjp_scan_backward, "call": _vjp_call_backward, "cg_solve": _vjp_cg_backward})

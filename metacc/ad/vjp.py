@@ -11,16 +11,19 @@ followed by a backward sweep over the active equations in reverse.
 """
 from __future__ import annotations
 
-from metacc.ad.activity import active_vars, cuts
+from metacc.ad.activity import active_outputs, active_vars, cuts, warn_disconnected
 from metacc.ad.jvp import _name_new
 from metacc.ad.partials import MINUS_ONE, ONE, partials
 from metacc.ad.util import add_any, differentiable, materialize, sum_to
-from metacc.errors import InternalError
+from metacc.errors import InternalError, MetaccError
 from metacc.ir.builder import Builder
-from metacc.ir.core import Func, Lit, Var
+from metacc.ir.core import Func, Var
 from metacc.ir.prims import PRIMS
 
 VJP_RULES: dict = {}
+# the rules of scan, call and cg_solve (they save residuals of their own): metacc.ad.loops fills them
+VJP_CONTROL_FORWARD: dict = {}
+VJP_CONTROL_BACKWARD: dict = {}
 
 
 def _elementwise(b, ins, outs, gs, prim, **params):
@@ -59,7 +62,6 @@ def vjp_inline(b: Builder, fn: Func, args, out_bars, wrt) -> tuple[list, list]:
     out_bars: one cotangent per output of fn (None = zero). Returns the primal
     outputs and the cotangents of the inputs listed in wrt (None = zero).
     """
-    from metacc.ad.loops import VJP_CONTROL_FORWARD
     wrt = list(wrt)
     active = active_vars(fn, [i in wrt for i in range(len(fn.ins))])
     env: dict = dict(zip(fn.ins, args))
@@ -85,7 +87,6 @@ def vjp_inline(b: Builder, fn: Func, args, out_bars, wrt) -> tuple[list, list]:
         if g is not None and isinstance(a, Var) and a in active:
             bars[env[a]] = add_any(b, bars.get(env[a]), g)
 
-    from metacc.ad.loops import VJP_CONTROL_BACKWARD
     for e, ins, outs, act_in, saved in reversed(tape):
         gs = [bars.get(v) for v in outs]
         if all(g is None for g in gs):
@@ -114,45 +115,6 @@ def float_inputs(fn: Func) -> list[int]:
     return [i for i, v in enumerate(fn.ins) if v.type.is_float]
 
 
-def vjp_func(fn: Func, wrt=None, name: str | None = None, out_mask=None) -> Func:
-    """ins = fn.ins + one cotangent per float output (where out_mask allows);
-    outs = fn.outs + cotangents of the wrt inputs (zeros materialised)."""
-    from metacc.ad.expand import expand
-    fn = expand(fn)
-    wrt = float_inputs(fn) if wrt is None else list(wrt)
-    b = Builder(span=fn.span)
-    args = [b.input(v.name, v.type) for v in fn.ins]
-    out_bars = []
-    for k, a in enumerate(fn.outs):
-        take = a.type.is_float and (out_mask is None or out_mask[k])
-        out_bars.append(b.input(_nm(a) + "_bar", a.type) if take else None)
-    outs, in_bars = vjp_inline(b, fn, args, out_bars, wrt)
-    in_bars = [materialize(b, g, fn.ins[i].type, name=fn.ins[i].name + "_bar") for g, i in zip(in_bars, wrt)]
-    return b.build(name or fn.name + "_vjp", list(outs) + in_bars)
-
-
-def grad_func(fn: Func, wrt=None, name: str | None = None, check_connected: bool = True) -> Func:
-    """Value and gradient: fn has one float scalar output (then its fn.n_aux auxiliary ones);
-    outs = (value, *aux, *grads of wrt)."""
-    from metacc.ad.expand import expand
-    n_aux = fn.n_aux        # auxiliary outputs: returned after the value, never differentiated
-    fn = expand(fn)
-    if len(fn.outs) - n_aux != 1 or fn.outs[0].type.rank != 0 or not fn.outs[0].type.is_float:
-        raise InternalError(f"grad_func needs a scalar float function, {fn.name} returns "
-                            f"{', '.join(map(str, fn.out_types))}")
-    wrt = float_inputs(fn) if wrt is None else list(wrt)
-    if check_connected:
-        check_connected_inputs(Func(fn.name, fn.ins, fn.eqns, fn.outs[:1], fn.span), wrt,
-                               what=f"the first result of {fn.name}" if n_aux else f"the value of {fn.name}",
-                               callable_name=fn.name)
-    b = Builder(span=fn.span)
-    args = [b.input(v.name, v.type) for v in fn.ins]
-    seed = Lit(1.0, fn.outs[0].type)
-    outs, in_bars = vjp_inline(b, fn, args, [seed] + [None] * n_aux, wrt)
-    in_bars = [materialize(b, g, fn.ins[i].type, name=fn.ins[i].name + "_bar") for g, i in zip(in_bars, wrt)]
-    return b.build(name or fn.name + "_grad", list(outs) + in_bars)
-
-
 def check_connected_inputs(fn: Func, wrt, what: str, span=None, noun: str = "gradient",
                            callable_name: str | None = None):
     """The one rule for differentiated inputs the value (or output) does not
@@ -164,8 +126,6 @@ def check_connected_inputs(fn: Func, wrt, what: str, span=None, noun: str = "gra
     callable_name: the function of a derivative kernel, whose forward call works even
     when its derivatives are refused (an accuracy computed through argmax): the error
     says so."""
-    from metacc.ad.activity import active_outputs, cuts, warn_disconnected
-    from metacc.errors import MetaccError
     wrt = list(wrt)
     dead = [i for i in wrt if not any(active_outputs(fn, [j == i for j in range(len(fn.ins))]))]
     if not dead:
@@ -210,10 +170,6 @@ def metric_cut(fn: Func, wrt):
     if not blockers or any(e.prim == "stop_gradient" for e in blockers):
         return None
     return next((e for e in blockers if e.span is not None), blockers[0])
-
-
-def _nm(a) -> str:
-    return a.name if isinstance(a, Var) else "out"
 
 
 def _describe(e) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from metacc.backend.describe import format_fusion, format_plan
 from metacc.backend.fusion import plan_fusion
-from metacc.backend.inline import inline_calls
+from metacc.passes.inline import inline_calls
 from metacc.backend.literals import NP_NAME
 from metacc.backend.lower import KernelWriter, shape_code
 from metacc.backend.naming import sanitize
@@ -113,7 +113,7 @@ def _emit(b: Build) -> Build:
 
 BACKEND = (
     ir_pass("inline", inline_calls, "calls inlined, so fusion and buffer planning see across them "
-            "(metacc.backend.inline)"),
+            "(metacc.passes.inline)"),
     Pass("fusion", _fusion, "which equations share one loop nest (metacc.backend.fusion)", rewrites_ir=False,
          show=lambda b: format_fusion(b.fn, b.fusion)),
     Pass("plan", _plan, "where every value lives: workspace slots, outputs, locals (metacc.backend.plan)",

@@ -11,6 +11,7 @@ import math
 from metacc.errors import MetaccError, Span
 from metacc.frontend.context import Ctx, text_of
 from metacc.frontend.convert import as_tensor, dim_tensor, literal
+from metacc.frontend.trees import _no_task, _result_tree, pair, tree_unary
 from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text
 from metacc.ir.prims import PRIMS
 
@@ -67,7 +68,6 @@ def _check_plain(v, symbol: str, span):
 def elementwise(ctx: Ctx, prim: str, a, b, span: Span | None, desc: str | None = None):
     """a (prim) b for add sub mul div pow maximum minimum and the comparisons."""
     if isinstance(a, (Tree, Record)) or isinstance(b, (Tree, Record)):
-        from metacc.frontend.trees import tree_binary
         return tree_binary(ctx, prim, a, b, span)
     desc = desc if desc is not None else text_of(span)
     a, b = _as_operand(ctx, a, b, span), _as_operand(ctx, b, a, span)
@@ -89,9 +89,30 @@ def elementwise(ctx: Ctx, prim: str, a, b, span: Span | None, desc: str | None =
     return ctx.tensor(ctx.emit(prim, [x, y], span, what=what), span, desc)
 
 
+def tree_binary(ctx: Ctx, prim: str, a, b, span: Span | None) -> Tree:
+    _no_task(a, span)
+    _no_task(b, span)
+    symbol = SYMBOL[prim]
+    if prim in ("lt", "le", "gt", "ge", "eq", "ne"):
+        raise MetaccError(f"`{symbol}` cannot compare whole params groups", span,
+                          hint="compare single fields, e.g. p.w1 > 0")
+    if isinstance(a, Tree) and isinstance(b, Tree):
+        leaves = {p: elementwise(ctx, prim, x, y, span, f"{a.desc}.{p} {symbol} {b.desc}.{p}")
+                  for p, x, y in pair(a, b, span)}
+        groups = [a] if a.group.name == b.group.name else [a, b]
+        return _result_tree(ctx, groups, leaves, span, f"{a.group.name} {symbol} {b.group.name}")
+    tree, other, tree_left = (a, b, True) if isinstance(a, Tree) else (b, a, False)
+    if not isinstance(other, (Tensor, Number)):
+        raise MetaccError(f"`{symbol}` cannot combine {tree.group.name} with {kind_text(other)}", span)
+    leaves = {}
+    for p, leaf in zip(tree.paths, tree.leaves):
+        x, y = (leaf, other) if tree_left else (other, leaf)
+        leaves[p] = elementwise(ctx, prim, x, y, span, f"{tree.desc}.{p}")
+    return _result_tree(ctx, [tree], leaves, span, f"{tree.group.name} {symbol} {kind_text(other)}")
+
+
 def negate(ctx: Ctx, v, span: Span | None):
     if isinstance(v, (Tree, Record)):
-        from metacc.frontend.trees import tree_unary
         return tree_unary(ctx, "neg", v, span)
     v = _as_operand(ctx, v, None, span)
     if isinstance(v, Number):

@@ -25,6 +25,8 @@ from metacc.errors import MetaccError, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx
 from metacc.frontend.convert import static_dim, static_int, static_ints, static_number, static_shape
+from metacc.frontend.declarations import DTYPE_NAMES
+from metacc.frontend.dispatch import lower_expr
 from metacc.frontend.values import kind_text
 
 
@@ -85,7 +87,6 @@ def _flag(ctx: Ctx, node, what: str) -> bool:
 
 
 def _dtype(ctx: Ctx, node, what: str) -> str:
-    from metacc.frontend.declarations import DTYPE_NAMES
     if isinstance(node, A.Name) and node.id in DTYPE_NAMES:
         return ctx.unit.decls.dtype(node.id)
     raise MetaccError(f"{what} must be an element type", node.span, expected="f32, f64, i64 or bool",
@@ -93,7 +94,6 @@ def _dtype(ctx: Ctx, node, what: str) -> str:
 
 
 def _values(ctx: Ctx, node, what: str) -> list:
-    from metacc.frontend.exprs import lower_expr
     if not isinstance(node, A.ListExpr):
         raise MetaccError(f"{what} must be a list of tensors [a, b, ...]", node.span)
     if not node.items:
@@ -102,7 +102,6 @@ def _values(ctx: Ctx, node, what: str) -> list:
 
 
 def _value(ctx: Ctx, node, what: str):
-    from metacc.frontend.exprs import lower_expr
     return lower_expr(ctx, node)
 
 
@@ -146,8 +145,3 @@ def reject(value, node, what: str, allowed: str, hint: str | None = None):
     """The usual error for a value of the wrong kind."""
     raise MetaccError(f"{what} must be {allowed}, not {kind_text(value)}", node.span, hint=hint)
 
-
-# the implementations register themselves on import
-from metacc.frontend import lib_array, lib_ad, lib_math, lib_random  # noqa: E402,F401
-# lib_conv registers itself from metacc/frontend/__init__.py: it only imports this module,
-# so it stays out of the front end's import cycle

@@ -12,9 +12,12 @@ from dataclasses import replace
 
 from metacc.errors import MetaccError, Span, did_you_mean
 from metacc.frontend import ast as A
+from metacc.frontend.builtins import BUILTINS, call_builtin
 from metacc.frontend.context import Ctx, Env, Poisoned, text_of
 from metacc.frontend.convert import as_tensor, literal
 from metacc.frontend.declarations import ArgSig, Signature
+from metacc.frontend.dispatch import EXPRESSIONS, lower_expr, results_needs_destructuring
+from metacc.frontend.stmts import run_statements
 from metacc.frontend.values import DimValue, Number, Record, Results, Tensor, Tree, kind_text
 from metacc.ir.types import Dim, TensorType
 
@@ -26,7 +29,6 @@ def lower_call(ctx: Ctx, node: A.Call):
         return inline_call(ctx, unit.decls.signatures[name], node)
     if name in unit.decls.failed:
         raise Poisoned(name)            # its declaration's error is already reported
-    from metacc.frontend.builtins import BUILTINS, call_builtin
     if name in BUILTINS:
         return call_builtin(ctx, BUILTINS[name], node)
     if name in unit.decls.groups or name in unit.decls.tasks:
@@ -39,7 +41,6 @@ def lower_call(ctx: Ctx, node: A.Call):
 # ---- binding arguments ------------------------------------------------------------
 
 def _bind(ctx: Ctx, sig: Signature, node: A.Call) -> list:
-    from metacc.frontend.exprs import lower_expr
     params = sig.args
     if len(node.args) > len(params):
         raise MetaccError(f"{sig.name} takes {len(params)} argument{'s' * (len(params) != 1)}, "
@@ -191,19 +192,8 @@ def _located(value, span: Span, desc: str):
     return replace(value, origin=span, desc=desc)
 
 
-def results_needs_destructuring(value: Results, span: Span) -> MetaccError:
-    """A call of a function with a tuple result, used where one value is needed."""
-    names = ", ".join(value.names)
-    return MetaccError(f"`{value.desc}` returns {len(value.values)} results ({names}): destructure them first",
-                       span, found=kind_text(value),
-                       hint=f"assign them to names, `{names} = {value.desc}`, then use one of them "
-                            "(results are not indexed: g(...)[0] is not supported)")
-
-
 def lower_body(ctx: Ctx, decl: A.FnDecl):
     """Run a function body; returns the value of its `return`."""
-    from metacc.frontend.exprs import lower_expr
-    from metacc.frontend.stmts import run_statements
     body = decl.body
     returns = [i for i, s in enumerate(body) if isinstance(s, A.Return)]
     if not returns:
@@ -284,3 +274,6 @@ def _check_one(ctx: Ctx, r: ArgSig, value, span: Span):
         raise MetaccError(f"{who} {want}, but this is {kind_text(value)}", span,
                           expected=str(want), found=kind_text(value), notes=note, hint=hint)
     return value
+
+
+EXPRESSIONS[A.Call] = lower_call

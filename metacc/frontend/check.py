@@ -13,6 +13,8 @@ from dataclasses import replace
 
 from metacc.errors import MetaccError, Source, Span, did_you_mean
 from metacc.frontend import ast as A
+from metacc.frontend import lowering  # noqa: F401  (every kind of node and builtin registered)
+from metacc.frontend.builtins import BUILTINS
 from metacc.frontend.calls import check_result, lower_body
 from metacc.frontend.context import Ctx, Env, Poisoned
 from metacc.frontend.declarations import Declarations, Signature
@@ -32,7 +34,6 @@ MAX_INLINED_CALLS = 20_000  # calls inlined for the whole program (about 0.1 ms 
 class Unit:
     def __init__(self, source: Source, module: A.Module, float_dtype: str | None = None,
                  constants: dict[str, int] | None = None):
-        from metacc.frontend.builtins import BUILTINS
         self.source = source
         self.module = module
         self.constants = dict(constants or {})

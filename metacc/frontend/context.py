@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Mapping
 
+import numpy as np
+
 from metacc.errors import MetaccError, Span
 from metacc.frontend.diagnostics import shape_error
 from metacc.frontend.frame import Frame
 from metacc.frontend.values import POISON, Tensor
 from metacc.ir.core import Atom, Lit
-from metacc.ir.types import Dim, ShapeError
+from metacc.ir.interp import IMPLS
+from metacc.ir.types import NUMPY_DTYPE, Dim, ShapeError
 
 if TYPE_CHECKING:
     from metacc.frontend.check import Unit
@@ -44,9 +47,6 @@ _FOLDED = ("add", "sub", "mul", "div", "neg", "exp", "log", "sqrt", "ipow", "max
 
 
 def _check_constant(prim: str, atoms, params, span: Span | None) -> None:
-    import numpy as np
-    from metacc.ir.interp import IMPLS
-    from metacc.ir.types import NUMPY_DTYPE
     values = [NUMPY_DTYPE[a.type.dtype](a.value) for a in atoms]
     with np.errstate(all="ignore"):
         out = IMPLS[prim](*values, **params, dims={})

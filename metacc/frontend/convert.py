@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from metacc.errors import MetaccError, Span
 from metacc.frontend import ast as A
+from metacc.frontend.dispatch import lower_expr
 from metacc.frontend.context import MAX_ELEMENTS, Ctx, check_elements  # noqa: F401 (re-exported)
 from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text
 from metacc.ir.core import Lit
@@ -89,7 +90,6 @@ def _structured_hint(value) -> str | None:
 # ---- compile-time values ----------------------------------------------------
 
 def static_int(ctx: Ctx, node: A.Expr, what: str) -> int:
-    from metacc.frontend.exprs import lower_expr
     value = lower_expr(ctx, node)
     if isinstance(value, Number) and value.is_int:
         if abs(value.value) > MAX_SIZE:
@@ -105,7 +105,6 @@ def static_int(ctx: Ctx, node: A.Expr, what: str) -> int:
 
 
 def static_number(ctx: Ctx, node: A.Expr, what: str) -> float | int:
-    from metacc.frontend.exprs import lower_expr
     value = lower_expr(ctx, node)
     if isinstance(value, Number) and not isinstance(value.value, bool):
         return value.value
@@ -116,7 +115,6 @@ def static_number(ctx: Ctx, node: A.Expr, what: str) -> float | int:
 
 
 def static_dim(ctx: Ctx, node: A.Expr, what: str) -> Dim:
-    from metacc.frontend.exprs import lower_expr
     value = lower_expr(ctx, node)
     if isinstance(value, Number) and value.is_int:
         if value.value < 0:

@@ -17,6 +17,7 @@ from metacc.errors import MetaccError, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, text_of
 from metacc.frontend.convert import literal, static_int, static_number
+from metacc.frontend.dispatch import EXPRESSIONS, lower_expr
 from metacc.frontend.frame import Frame
 from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text, leaf_paths, leaves, rebuild
 
@@ -66,7 +67,6 @@ def _scalar_objective(ctx: Ctx, value, node, dtype: str, what: str) -> Tensor:
 
 
 def lower_grad(ctx: Ctx, node: A.Call):
-    from metacc.frontend.exprs import lower_expr
     if len(node.args) != 2 or node.kwargs:
         raise MetaccError(f"grad takes 2 arguments, got {len(node.args) + len(node.kwargs)}", node.span,
                           expected="grad(expr, wrt)", hint="wrt names what to differentiate by: a variable, "
@@ -152,7 +152,6 @@ def _solver(ctx: Ctx, spec: A.SolverSpec, table: dict, role: str) -> dict:
 
 
 def lower_argmin(ctx: Ctx, node: A.Argmin):
-    from metacc.frontend.exprs import lower_expr
     init = lower_expr(ctx, node.init)
     if not isinstance(init, (Tensor, Tree, Record)):
         raise MetaccError(f"argmin starts from a tensor or a params group, not {kind_text(init)}", node.init.span,
@@ -172,3 +171,5 @@ def lower_argmin(ctx: Ctx, node: A.Argmin):
                           solver=solver, implicit=implicit)
     return rebuild(init, [Tensor(v, node.span, node.var) for v in outs], origin=node.span, desc=text_of(node.span))
 
+
+EXPRESSIONS[A.Argmin] = lower_argmin

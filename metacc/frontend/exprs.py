@@ -1,6 +1,6 @@
 """Expressions -> values, emitting IR into the current frame.
 
-Dispatch on the AST node; operators live in `arith`, calls of builtins in
+Each kind of node lowers through metacc.frontend.dispatch (its table); operators live in `arith`, calls of builtins in
 `builtins`, calls of user functions in `calls`, grad/argmin in `differentiate`.
 """
 from __future__ import annotations
@@ -9,49 +9,31 @@ from metacc.errors import MetaccError, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.arith import COMPARE, elementwise, logical, matmul, negate
 from metacc.frontend.context import Ctx, text_of
-from metacc.frontend.values import DimValue, Number, Record, Results, Tensor, Tree, kind_text
+from metacc.frontend.dispatch import EXPRESSIONS, lower_expr  # noqa: F401  (today's name)
+from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text
 
 
-def lower_expr(ctx: Ctx, node, results: bool = False) -> object:
-    """The value of an expression. `results`: a call of a function with a tuple result may
-    give its Results whole (where they are destructured or returned), else that is an error."""
-    kind = type(node)
-    if kind is A.Num:
-        return Number(node.value, node.span, text_of(node.span))
-    if kind is A.Bool:
-        return Number(node.value, node.span, text_of(node.span))
-    if kind is A.Name:
-        return lower_name(ctx, node)
-    if kind is A.FieldAccess:
-        return lower_field(ctx, node)
-    if kind is A.BinOp:
-        return lower_binop(ctx, node)
-    if kind is A.UnaryOp:
-        operand = lower_expr(ctx, node.operand)
-        if node.op == "neg":
-            return negate(ctx, operand, node.span)
-        return logical(ctx, "not", operand, None, node.span)
-    if kind is A.Call:
-        from metacc.frontend.calls import lower_call, results_needs_destructuring
-        value = lower_call(ctx, node)
-        if isinstance(value, Results) and not results:
-            raise results_needs_destructuring(value, node.span)
-        return value
-    if kind is A.Index:
-        from metacc.frontend.indexing import lower_index
-        return lower_index(ctx, node)
-    if kind is A.Argmin:
-        from metacc.frontend.differentiate import lower_argmin
-        return lower_argmin(ctx, node)
-    if kind is A.TupleExpr:
-        raise MetaccError("a tuple (a, b) is not a value", node.span,
-                          hint="tuples are only results: `return a, b` in a function declared "
-                               "`-> (a: f32, b: f32)`, and `a, b = g(...)` to take them apart")
-    if kind is A.ListExpr:
-        raise MetaccError("a list [...] is not a value", node.span,
-                          hint="lists are arguments of concat, stack, reshape, zeros, transpose, ...; "
-                               "to build a tensor from pieces use concat([...], axis=0) or stack([...])")
-    raise MetaccError(f"unexpected {kind.__name__}", getattr(node, "span", None))
+def _number(ctx: Ctx, node):
+    return Number(node.value, node.span, text_of(node.span))
+
+
+def lower_unary(ctx: Ctx, node: A.UnaryOp):
+    operand = lower_expr(ctx, node.operand)
+    if node.op == "neg":
+        return negate(ctx, operand, node.span)
+    return logical(ctx, "not", operand, None, node.span)
+
+
+def _list(ctx: Ctx, node: A.ListExpr):
+    raise MetaccError("a list [...] is not a value", node.span,
+                      hint="lists are arguments of concat, stack, reshape, zeros, transpose, ...; "
+                           "to build a tensor from pieces use concat([...], axis=0) or stack([...])")
+
+
+def _tuple(ctx: Ctx, node: A.TupleExpr):
+    raise MetaccError("a tuple (a, b) is not a value", node.span,
+                      hint="tuples are only results: `return a, b` in a function declared "
+                           "`-> (a: f32, b: f32)`, and `a, b = g(...)` to take them apart")
 
 
 def lower_name(ctx: Ctx, node: A.Name):
@@ -108,3 +90,7 @@ def lower_binop(ctx: Ctx, node: A.BinOp):
                           hint="compare single fields, e.g. p.w1 > 0")
     return elementwise(ctx, node.op, a, b, node.span)
 
+
+EXPRESSIONS.update({A.Num: _number, A.Bool: _number, A.Name: lower_name, A.FieldAccess: lower_field,
+                    A.BinOp: lower_binop, A.UnaryOp: lower_unary, A.ListExpr: _list,
+                    A.TupleExpr: _tuple})

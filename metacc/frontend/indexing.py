@@ -13,6 +13,7 @@ from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, text_of
 from metacc.frontend import loop_index
 from metacc.frontend.convert import static_int
+from metacc.frontend.dispatch import EXPRESSIONS, lower_expr
 from metacc.frontend.values import Record, Tensor, Tree, kind_text
 
 
@@ -21,7 +22,6 @@ def _bound(ctx: Ctx, node, what: str):
 
 
 def lower_index(ctx: Ctx, node: A.Index) -> Tensor:
-    from metacc.frontend.exprs import lower_expr
     x = lower_expr(ctx, node.obj)
     if not isinstance(x, Tensor):
         raise MetaccError(f"only tensors can be indexed, not {kind_text(x)}", node.span,
@@ -79,3 +79,6 @@ def lower_index(ctx: Ctx, node: A.Index) -> Tensor:
         kept = tuple(d for axis, d in enumerate(out.type.shape) if axis not in drop)
         out = ctx.emit("reshape", [out], node.span, shape=kept)
     return ctx.tensor(out, node.span)
+
+
+EXPRESSIONS[A.Index] = lower_index

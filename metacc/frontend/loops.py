@@ -29,6 +29,7 @@ from metacc.frontend import ast as A
 from metacc.frontend import loop_index
 from metacc.frontend.context import Ctx, Poisoned
 from metacc.frontend.convert import MAX_SIZE, as_tensor, static_int
+from metacc.frontend.dispatch import STATEMENTS
 from metacc.frontend.frame import Frame
 from metacc.frontend.stmts import name_value, run_statements
 from metacc.frontend.values import DimValue, Number, Tensor, kind_text, leaf_paths, leaves, rebuild, structure
@@ -225,3 +226,6 @@ def _final(ctx: Ctx, name: str, before, node: A.Repeat):
                           notes=[("the loop is here", node.span)], expected=kind_text(before),
                           found=kind_text(after), hint=hint or "a carried value keeps its type from step to step")
     return after
+
+
+STATEMENTS[A.Repeat] = lower_repeat

@@ -7,20 +7,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from metacc.errors import MetaccError
+from metacc.errors import InternalError, MetaccError
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, Poisoned, text_of
+from metacc.frontend.dispatch import STATEMENTS, lower_expr
 from metacc.frontend.values import POISON, Record, Results, Tensor, Tree, kind_text, rebuild
 
 
 def run_statements(ctx: Ctx, stmts, in_loop: bool = False) -> None:
     for stmt in stmts:
         try:
-            if isinstance(stmt, (A.Assign, A.Destructure)):
-                lower_assign(ctx, stmt)
+            rule = STATEMENTS.get(type(stmt))
+            if rule is not None:
+                rule(ctx, stmt)
             elif isinstance(stmt, A.Repeat):
-                from metacc.frontend.loops import lower_repeat
-                lower_repeat(ctx, stmt)
+                raise InternalError("repeat has no lowering: import metacc.frontend.lowering")
             else:
                 raise MetaccError("`return` inside a repeat body", stmt.span,
                                   hint="a repeat ends after its last step; return after the loop") if in_loop \
@@ -45,7 +46,6 @@ def _poison(ctx: Ctx, stmt) -> None:
 
 
 def lower_assign(ctx: Ctx, stmt: A.Assign | A.Destructure) -> None:
-    from metacc.frontend.exprs import lower_expr
     if isinstance(stmt, A.Destructure):
         _destructure(ctx, stmt, lower_expr(ctx, stmt.value, results=True))
         return
@@ -92,3 +92,7 @@ def name_value(ctx: Ctx, value, name: str):
     if hasattr(value, "desc"):
         return replace(value, desc=name)
     return value
+
+
+STATEMENTS[A.Assign] = lower_assign
+STATEMENTS[A.Destructure] = lower_assign

@@ -47,29 +47,6 @@ def _result_tree(ctx: Ctx, candidates: list[Tree], leaves: dict[str, Tensor], sp
                       hint="a group operation must keep every field's type; combine single fields instead")
 
 
-def tree_binary(ctx: Ctx, prim: str, a, b, span: Span | None) -> Tree:
-    from metacc.frontend.arith import SYMBOL, elementwise
-    _no_task(a, span)
-    _no_task(b, span)
-    symbol = SYMBOL[prim]
-    if prim in ("lt", "le", "gt", "ge", "eq", "ne"):
-        raise MetaccError(f"`{symbol}` cannot compare whole params groups", span,
-                          hint="compare single fields, e.g. p.w1 > 0")
-    if isinstance(a, Tree) and isinstance(b, Tree):
-        leaves = {p: elementwise(ctx, prim, x, y, span, f"{a.desc}.{p} {symbol} {b.desc}.{p}")
-                  for p, x, y in pair(a, b, span)}
-        groups = [a] if a.group.name == b.group.name else [a, b]
-        return _result_tree(ctx, groups, leaves, span, f"{a.group.name} {symbol} {b.group.name}")
-    tree, other, tree_left = (a, b, True) if isinstance(a, Tree) else (b, a, False)
-    if not isinstance(other, (Tensor, Number)):
-        raise MetaccError(f"`{symbol}` cannot combine {tree.group.name} with {kind_text(other)}", span)
-    leaves = {}
-    for p, leaf in zip(tree.paths, tree.leaves):
-        x, y = (leaf, other) if tree_left else (other, leaf)
-        leaves[p] = elementwise(ctx, prim, x, y, span, f"{tree.desc}.{p}")
-    return _result_tree(ctx, [tree], leaves, span, f"{tree.group.name} {symbol} {kind_text(other)}")
-
-
 def tree_unary(ctx: Ctx, prim: str, tree, span: Span | None, **params) -> Tree:
     """A one-operand primitive applied to every leaf (neg, exp, stop_gradient, ...)."""
     _no_task(tree, span)

@@ -93,5 +93,14 @@ class Func:
         return sum(1 + sum(f.size() for f in e.subfuncs()) for e in self.eqns)
 
     def __str__(self) -> str:
-        from metacc.ir.printer import format_func
-        return format_func(self)
+        return _printer[0](self) if _printer else f"<Func {self.name}>"
+
+
+# the text form of a Func: metacc.ir.printer sits above this module (it reads these classes)
+# and installs its format_func here when imported; metacc/ir/__init__.py imports it, so it
+# is installed whenever any part of the IR is loaded
+_printer: list = []
+
+
+def install_printer(format_func) -> None:
+    _printer[:] = [format_func]

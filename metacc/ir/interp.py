@@ -11,12 +11,13 @@ from typing import Callable
 
 import numpy as np
 
+from metacc.diagnostics import finish_collecting, record, start_collecting
 from metacc.errors import InternalError
 from metacc.ir.core import Eqn, Func, Lit, Var
-from metacc.ir.prims import PRIMS
 from metacc.ir.primitives import need_rule
+from metacc.ir.prims import PRIMS
 from metacc.ir.types import NUMPY_DTYPE, resolve_shape
-
+from metacc.labels import check_values
 
 # the reference implementation of every primitive that has one (control primitives recurse,
 # so _eval_eqn evaluates them); a view of the declarations (metacc/ir/primitives/)
@@ -61,7 +62,6 @@ def evaluate(fn: Func, args, dims: dict[str, int] | None = None) -> list[np.ndar
     `diagnostic` equations (a solver's convergence figure) are collected while
     the outermost call runs; it then warns (metacc.ConvergenceWarning) about any
     figure above its tolerance, as the compiled kernels do."""
-    from metacc.diagnostics import finish_collecting, start_collecting
     token = start_collecting()
     ok = False
     try:
@@ -133,12 +133,10 @@ def _eval_eqn(e: Eqn, ins, dims):
     if p in ("grad", "argmin", "cg_solve"):
         return evaluate(_expand(e), ins, dims)
     if p == "diagnostic":
-        from metacc.diagnostics import record
         record(e, ins[0])
         return []
     if p == "one_hot":
         # a label outside 0..n-1 is an error here as in the kernels (metacc.labels)
-        from metacc.labels import check_values
         check_values(e, ins[0])
     if p == "dim_size":
         return [IMPLS["dim_size"](dims=e.params["dims"], dtype=e.params["dtype"], bindings=dims)]

@@ -17,7 +17,7 @@ _1, _2 ... where two live vars would print the same.
 from __future__ import annotations
 
 from metacc.errors import Span
-from metacc.ir.core import Atom, Func, Lit, Var
+from metacc.ir.core import Atom, Func, Lit, Var, install_printer
 
 _QUOTE = 72         # characters of a statement quoted in an `adjoint of` comment
 
@@ -125,3 +125,6 @@ def _format_body(fn: Func, names: Names, indent: str) -> list[str]:
             lines.append(format_func(sub, names, indent + "    "))
     lines.append(f"{indent}return {', '.join(names.atom(a) for a in fn.outs)}")
     return lines
+
+
+install_printer(format_func)

@@ -8,6 +8,7 @@ exception is a `diagnostic` (no outputs: it reports a solver's convergence).
 from __future__ import annotations
 
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.walk import with_body, with_parts
 
 # equations kept for what they report, not for a value (they have no outputs)
 EFFECTS = ("diagnostic",)
@@ -28,13 +29,10 @@ def dce(fn: Func, _memo: dict | None = None) -> Func:
             e = _prune_scan(e, used, memo)
         elif e.prim == "call":
             sub = _memoized(memo, ("call", id(e.params["fn"])), e.params["fn"], lambda: dce(e.params["fn"], memo))
-            if sub is not e.params["fn"]:
-                e = Eqn(e.prim, e.ins, e.outs, {**e.params, "fn": sub}, e.span)
+            e = with_parts(e, params={**e.params, "fn": sub})
         kept.append(e)
         live.update(a for a in e.ins if isinstance(a, Var))
-    if len(kept) == len(fn.eqns) and all(k is o for k, o in zip(reversed(kept), fn.eqns)):
-        return fn
-    return Func(fn.name, fn.ins, tuple(reversed(kept)), fn.outs, fn.span)
+    return with_body(fn, eqns=reversed(kept))
 
 
 def _memoized(memo: dict, key, owner, compute):
@@ -74,9 +72,7 @@ def _prune_scan_uncached(e: Eqn, used: list[bool], memo: dict) -> Eqn:
     keep_x = [v in reads for v in body.ins[nc + nk:]]
     in_keep = keep_const + keep_carry + keep_x
     if all(in_keep) and all(keep_ys):
-        if new_body is body:
-            return e
-        return Eqn(e.prim, e.ins, e.outs, {**prm, "body": new_body}, e.span)
+        return with_parts(e, params={**prm, "body": new_body})
     body_ins = tuple(v for v, k in zip(body.ins, in_keep) if k)
     new_body = Func(new_body.name, body_ins, new_body.eqns, new_body.outs, new_body.span)
     ins = tuple(a for a, k in zip(e.ins, in_keep) if k)

@@ -18,9 +18,9 @@ import numpy as np
 
 from metacc.ir.builder import Builder
 from metacc.ir.core import Eqn, Func, Lit, Var
-from metacc.ir.interp import IMPLS
-from metacc.ir.walk import map_subfuncs, with_body, with_parts
+from metacc.ir.prims import PRIMS
 from metacc.ir.types import NUMPY_DTYPE, TensorType
+from metacc.ir.walk import map_subfuncs, with_body, with_parts
 
 
 def _is_lit(a, value) -> bool:
@@ -115,7 +115,7 @@ def _rewrite(prim, ins, params, out, zero_of, defs, one_of=frozenset()):
     if ins and all(isinstance(a, Lit) for a in ins) and prim in ("add", "sub", "mul", "div", "neg", "exp",
                                                                  "log", "sqrt", "ipow", "maximum", "minimum"):
         with np.errstate(all="ignore"):
-            val = IMPLS[prim](*[NUMPY_DTYPE[a.type.dtype](a.value) for a in ins], **params, dims={})
+            val = PRIMS[prim].impl(*[NUMPY_DTYPE[a.type.dtype](a.value) for a in ins], **params, dims={})
         return Lit(float(val), out.type)
     if prim == "mul":
         x, y = ins

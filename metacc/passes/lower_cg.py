@@ -12,6 +12,7 @@ implicit argmin; the solves of its derivatives report).
 """
 from __future__ import annotations
 
+from metacc.diagnostics import emit, relative_norm
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func
 from metacc.ir.rewrite import rewrite
@@ -64,7 +65,6 @@ def cg_loop(b: Builder, e: Eqn, ins) -> list:
 
 def _report_residual(b: Builder, e: Eqn, rs, bb0) -> None:
     """diagnostic: the final relative residual |r| / |b| (0 when b = 0) against tol."""
-    from metacc.diagnostics import emit, relative_norm
     prm = e.params
     iters, tol = int(prm["iters"]), float(prm["tol"])
     figure = relative_norm(b, rs, bb0, name="cg_residual")

@@ -64,7 +64,7 @@ def _grad_ir():
 def test_the_layout_table_gives_each_buffer_its_offset():
     """Buffers lie end to end per dtype, in the order they were planned: offsets computed
     here from the planned sizes must be those the table's code assigns."""
-    from metacc.backend.inline import inline_calls
+    from metacc.passes.inline import inline_calls
     from metacc.backend.lower import KernelWriter
     from metacc.backend.writer import Writer
     kw = KernelWriter(inline_calls(_grad_ir()))

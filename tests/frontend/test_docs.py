@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from metacc.frontend.builtins import BUILTINS
+from metacc.frontend.lowering import BUILTINS
 from metacc.frontend.declarations import INITS
 from metacc.frontend.loops import ANNOTATIONS
 from metacc.frontend.parse import parser
