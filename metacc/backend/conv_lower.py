@@ -11,7 +11,7 @@ A call is written one argument group per line, so that generated lines stay shor
 
     conv2d_nhwc(x, x_at, w, 0, y, y_at, ws_f32, conv_scratch,
                 n, size28, size28, size1, size3, size3, size64,    # n, h, w, c_in, kh, kw, c_out
-                1, 1, 1, 1, size28, size28)                         # strides, pad top/left, out h/w
+                1, 1, 1, 1, size28, size28, 1)                      # strides, pad top/left, out h/w, images
 """
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ from metacc.ir.types import TensorType
 
 CONV_OWNING = frozenset({"conv2d", "conv2d_input_grad", "conv2d_filter_grad", "window_argmax",
                          "window_gather", "window_scatter", "avg_pool2d", "avg_pool2d_transpose"})
+
+
+CHUNK_ROWS = 512      # rows of one im2col product: enough for the gemm's tiles, small enough for L2
+
+
+def chunk_images(oh: int, ow: int) -> int:
+    """Images per im2col product (the helpers take fewer at the end of the batch)."""
+    return max(1, CHUNK_ROWS // (oh * ow))
 
 
 def _kk(w_shape) -> int:
@@ -33,15 +41,21 @@ def scratch_size(e: Eqn) -> int:
     if e.prim == "conv2d":
         x, w = e.ins
         _, oh, ow, _ = e.outs[0].type.shape
-        return oh * ow * _kk(w.type.shape)
+        return col_size(oh, ow, w.type.shape)
     if e.prim == "conv2d_input_grad":
         g, w = e.ins
-        return g.type.shape[1] * g.type.shape[2] * _kk(w.type.shape) + _kk(w.type.shape) * w.type.shape[3]
+        return col_size(g.type.shape[1], g.type.shape[2], w.type.shape) + _kk(w.type.shape) * w.type.shape[3]
     if e.prim == "conv2d_filter_grad":
         _, g = e.ins
         wb = e.outs[0].type.shape
-        return g.type.shape[1] * g.type.shape[2] * _kk(wb) + _kk(wb) * wb[3]
+        return col_size(g.type.shape[1], g.type.shape[2], wb) + _kk(wb) * wb[3]
+    if e.prim == "window_argmax":
+        return e.ins[0].type.shape[3]          # the running maximum of each channel
     return 0
+
+
+def col_size(oh: int, ow: int, w_shape) -> int:
+    return chunk_images(oh, ow) * oh * ow * _kk(w_shape)
 
 
 def scratch_type(dtype: str, size: int) -> TensorType:
@@ -51,8 +65,10 @@ def scratch_type(dtype: str, size: int) -> TensorType:
 class ConvLowering:
     """KernelWriter's emit_* methods for the family (it supplies loc, w, helpers, opaque_dim)."""
 
-    def _call(self, helper: str, groups: list[list[str]]) -> None:
+    def _call(self, helper: str, e: Eqn, groups: list[list[str]]) -> None:
         self.helpers.add(helper)
+        dtype = next(v.type.dtype for v in (*e.outs, *e.ins) if v.type.is_float)
+        self.links.add(f"{helper}_{dtype}")       # called by address (conv_extern.py)
         head = f"{helper}("
         pad = " " * len(head)
         for k, g in enumerate(groups):
@@ -69,7 +85,7 @@ class ConvLowering:
     def _scratch(self, e: Eqn, plan, extra: int = 0) -> list[str]:
         name = plan.scratch[e]
         off = name if not extra else f"{name} + {extra}"
-        return [f"ws_{e.outs[0].type.dtype}", off]
+        return [f"ws_{e.ins[0].type.dtype}", off]
 
     def _conv_geometry(self, e: Eqn, x_shape, w_shape, y_shape) -> list[list[str]]:
         n, h, wd, ci = x_shape
@@ -78,27 +94,27 @@ class ConvLowering:
         sh, sw = e.params["stride"]
         pt, _, pl, _ = e.params["pad"]
         return [self._sizes(n, h, wd, ci, kh, kw, co),
-                [str(sh), str(sw), str(pt), str(pl)] + self._sizes(oh, ow)]
+                [str(sh), str(sw), str(pt), str(pl)] + self._sizes(oh, ow) + [str(chunk_images(oh, ow))]]
 
     def emit_conv2d(self, e: Eqn, plan) -> None:
         x, w = e.ins
         y = e.outs[0]
-        self._call("conv2d_nhwc", [self._at(x) + self._at(w) + self._at(y) + self._scratch(e, plan)]
+        self._call("conv2d_nhwc", e, [self._at(x) + self._at(w) + self._at(y) + self._scratch(e, plan)]
                    + self._conv_geometry(e, x.type.shape, w.type.shape, y.type.shape))
 
     def emit_conv2d_input_grad(self, e: Eqn, plan) -> None:
         g, w = e.ins
         xb = e.outs[0]
-        col = g.type.shape[1] * g.type.shape[2] * _kk(w.type.shape)
-        self._call("conv2d_input_grad_nhwc",
+        col = col_size(g.type.shape[1], g.type.shape[2], w.type.shape)
+        self._call("conv2d_input_grad_nhwc", e,
                    [self._at(g) + self._at(w) + self._at(xb), self._scratch(e, plan) + self._scratch(e, plan, col)]
                    + self._conv_geometry(e, xb.type.shape, w.type.shape, g.type.shape))
 
     def emit_conv2d_filter_grad(self, e: Eqn, plan) -> None:
         x, g = e.ins
         wb = e.outs[0]
-        col = g.type.shape[1] * g.type.shape[2] * _kk(wb.type.shape)
-        self._call("conv2d_filter_grad_nhwc",
+        col = col_size(g.type.shape[1], g.type.shape[2], wb.type.shape)
+        self._call("conv2d_filter_grad_nhwc", e,
                    [self._at(x) + self._at(g) + self._at(wb), self._scratch(e, plan) + self._scratch(e, plan, col)]
                    + self._conv_geometry(e, x.type.shape, wb.type.shape, g.type.shape))
 
@@ -111,7 +127,8 @@ class ConvLowering:
 
     def emit_window_argmax(self, e: Eqn, plan) -> None:
         (x,), idx = e.ins, e.outs[0]
-        self._call("window_argmax_nhwc", [self._at(x) + self._at(idx)]
+        best = [f"ws_{x.type.dtype}", plan.scratch[e]]
+        self._call("window_argmax_nhwc", e, [self._at(x) + self._at(idx) + best]
                    + self._pool_geometry(e, x.type.shape, idx.type.shape))
 
     def _index_sizes(self, image_shape, idx_shape) -> list[str]:
@@ -122,13 +139,13 @@ class ConvLowering:
     def emit_window_gather(self, e: Eqn, plan) -> None:
         x, idx = e.ins
         y = e.outs[0]
-        self._call("window_gather_nhwc", [self._at(x) + self._at(idx) + self._at(y),
+        self._call("window_gather_nhwc", e, [self._at(x) + self._at(idx) + self._at(y),
                                           self._index_sizes(x.type.shape, idx.type.shape)])
 
     def emit_window_scatter(self, e: Eqn, plan) -> None:
         g, idx = e.ins
         xb = e.outs[0]
-        self._call("window_scatter_nhwc", [self._at(g) + self._at(idx) + self._at(xb),
+        self._call("window_scatter_nhwc", e, [self._at(g) + self._at(idx) + self._at(xb),
                                            self._index_sizes(xb.type.shape, idx.type.shape)])
 
     def _scale(self, e: Eqn) -> str:
@@ -137,10 +154,10 @@ class ConvLowering:
 
     def emit_avg_pool2d(self, e: Eqn, plan) -> None:
         (x,), y = e.ins, e.outs[0]
-        self._call("avg_pool_nhwc", [self._at(x) + self._at(y)]
+        self._call("avg_pool_nhwc", e, [self._at(x) + self._at(y)]
                    + self._pool_geometry(e, x.type.shape, y.type.shape) + [[self._scale(e)]])
 
     def emit_avg_pool2d_transpose(self, e: Eqn, plan) -> None:
         (g,), xb = e.ins, e.outs[0]
-        self._call("avg_pool_t_nhwc", [self._at(g) + self._at(xb)]
+        self._call("avg_pool_t_nhwc", e, [self._at(g) + self._at(xb)]
                    + self._pool_geometry(e, xb.type.shape, g.type.shape) + [[self._scale(e)]])

@@ -15,6 +15,7 @@ CONV_CONFIGS = [
     ((7, 7, 2), (3, 3, 2, 5), (1, 1), (1, 1, 1, 1)),       # 'same' 3x3
     ((6, 5, 1), (2, 3, 1, 3), (3, 2), (0, 0, 0, 0)),       # 'valid', strides past the edge
     ((4, 4, 9), (1, 1, 9, 17), (1, 1), (0, 0, 0, 0)),      # 1x1, more than two registers of c_out
+    ((10, 20, 2), (3, 3, 2, 3), (1, 1), (1, 1, 1, 1)),     # 200 rows an image: 2 images a product, n=3 leaves 1
 ]
 # (image [h, w, c], window, stride)
 POOL_CONFIGS = [((5, 6, 2), (2, 3), (2, 1)), ((7, 7, 3), (2, 2), (2, 2)), ((4, 5, 9), (3, 3), (1, 1))]
