@@ -7,6 +7,7 @@ the output tangents. Elementwise primitives share the partials table
 """
 from __future__ import annotations
 
+from metacc.ad.conv_rules import CONV_JVP
 from metacc.ad.partials import MINUS_ONE, ONE, partials
 from metacc.ad.util import add_any, broadcast, differentiable, materialize
 from metacc.errors import InternalError
@@ -118,6 +119,7 @@ JVP_RULES.update({
     "matmul": _matmul,
     "solve": _solve,
 })
+JVP_RULES.update(CONV_JVP)
 
 # no derivative: integer, boolean, key and creation primitives
 for _p, _prim in PRIMS.items():

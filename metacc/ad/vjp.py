@@ -12,6 +12,7 @@ followed by a backward sweep over the active equations in reverse.
 from __future__ import annotations
 
 from metacc.ad.activity import active_vars
+from metacc.ad.conv_rules import CONV_VJP
 from metacc.ad.jvp import _name_new, max_mask
 from metacc.ad.partials import MINUS_ONE, ONE, partials
 from metacc.ad.util import add_any, broadcast, differentiable, materialize, sum_to
@@ -123,6 +124,7 @@ VJP_RULES.update({
     "matmul": _matmul,
     "solve": _solve,
 })
+VJP_RULES.update(CONV_VJP)
 
 for _p, _prim in PRIMS.items():
     if _prim.family in ("compare", "logic", "random", "create", "effect") or _p == "argmax":

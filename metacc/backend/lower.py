@@ -21,6 +21,7 @@ loop nest.
 """
 from __future__ import annotations
 
+from metacc.backend.conv_lower import ConvLowering
 from metacc.backend.fusion import FusionPlan, Group
 from metacc.backend.literals import lit
 from metacc.backend.naming import CodeNames, output_names
@@ -87,8 +88,9 @@ def _inner_reduced(e: Eqn, domain: tuple[Dim, ...], looped: list[int]) -> int | 
     return p if inner == looped[p:] else None
 
 
-class KernelWriter:
-    """Writes one task kernel; holds the namespace, dims and buffer locations."""
+class KernelWriter(ConvLowering):
+    """Writes one task kernel; holds the namespace, dims and buffer locations.
+    The convolution family's emit_* methods come from ConvLowering (conv_lower.py)."""
 
     def __init__(self, fn: Func):
         self.fn = fn

@@ -35,6 +35,7 @@ from metacc.errors import InternalError
 from metacc.ir.core import Func
 from metacc.ir.verify import verify
 from metacc.passes.driver import Build, Pass, ir_pass, run
+from metacc.backend.conv_helpers import NAMES as CONV_HELPERS
 from metacc.backend.extern import NAMES as EXTERN
 
 REDUCTIONS = ("mean", "sum", "stack")
@@ -117,6 +118,21 @@ BACKEND = (
 )
 
 
+def _import_line(module: str, names: list[str]) -> str:
+    """`from module import a, b`, in brackets over several lines when it would be long."""
+    line = f"from {module} import {', '.join(names)}"
+    if len(line) <= 120:
+        return line + "\n"
+    rows, row = [], ""
+    for n in names:
+        if row and len(row) + len(n) > 110:
+            rows.append(row.rstrip())
+            row = ""
+        row += n + ", "
+    rows.append(row.rstrip(", "))
+    return f"from {module} import (" + "\n    ".join([""] + rows) + ")\n"
+
+
 def _imports(kw: KernelWriter) -> str:
     """Helpers come from metacc.backend.helpers, or from metacc.backend.extern for
     those the kernel calls by address; the module links those at import, before
@@ -124,7 +140,10 @@ def _imports(kw: KernelWriter) -> str:
     used = kw.helpers | {"ld", "st"}
     ext = sorted((used & set(EXTERN)) | ({"link"} if kw.links else set()))
     text = f"from metacc.backend.extern import {', '.join(ext)}\n" if ext else ""
-    text += f"from metacc.backend.helpers import {', '.join(sorted(used - set(EXTERN)))}\n"
+    conv = used & set(CONV_HELPERS)
+    if conv:
+        text += _import_line("metacc.backend.conv_helpers", sorted(conv))
+    text += f"from metacc.backend.helpers import {', '.join(sorted(used - set(EXTERN) - conv))}\n"
     if kw.links:
         text += f"\nlink({', '.join(repr(x) for x in sorted(kw.links))})\n"
     return text + "\n\n"

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from metacc.backend.conv_lower import CONV_OWNING, scratch_size, scratch_type
 from metacc.backend.fusion import FusionPlan, plan_fusion
 from metacc.backend.naming import CodeNames
 from metacc.ir.core import Eqn, Func, Var
 from metacc.ir.types import TensorType
 
-OWNING = frozenset({"matmul", "solve", "argmax"})
+OWNING = frozenset({"matmul", "solve", "argmax"}) | CONV_OWNING
 
 
 @dataclass
@@ -51,17 +52,29 @@ class BodyPlan:
     storage: dict[Var, str]
     scans: dict[Eqn, ScanPlan] = field(default_factory=dict)
     lu: dict[Eqn, tuple[str, str]] = field(default_factory=dict)   # solve -> (factors, pivots)
+    scratch: dict[Eqn, str] = field(default_factory=dict)          # convolution -> its scratch slot
 
 
 @dataclass
 class Slots:
     items: list[Slot] = field(default_factory=list)
     by_name: dict[str, Slot] = field(default_factory=dict)
+    shared: dict[str, str] = field(default_factory=dict)     # dtype -> the convolutions' scratch slot
 
     def add(self, name: str, type: TensorType) -> str:
         s = Slot(name, type)
         self.items.append(s)
         self.by_name[name] = s
+        return name
+
+    def scratch(self, dtype: str, size: int, names: CodeNames) -> str:
+        """The one scratch buffer of a dtype that every convolution of the kernel shares
+        (they run one after another), grown to the largest need."""
+        name = self.shared.get(dtype)
+        if name is None:
+            name = self.shared[dtype] = self.add(names.fresh(f"conv_scratch_{dtype}"), scratch_type(dtype, size))
+        elif self.by_name[name].type.shape[0] < size:
+            self.by_name[name].type = scratch_type(dtype, size)
         return name
 
 
@@ -120,6 +133,8 @@ def plan_body(fn: Func, names: CodeNames, slots: Slots, dest_outs: list,
             lu = slots.add(names.fresh("lu"), a.type)
             piv = slots.add(names.fresh("piv"), TensorType("i64", a.type.shape[:1]))
             plan.lu[e] = (lu, piv)
+        if e.prim in CONV_OWNING and (need := scratch_size(e)):
+            plan.scratch[e] = slots.scratch(e.outs[0].type.dtype, need, names)
         if e.prim == "scan":
             plan.scans[e] = _plan_scan(e, names, slots)
     return plan

@@ -13,6 +13,7 @@ import numpy as np
 
 from metacc.errors import InternalError, MetaccError
 from metacc.ir import rng
+from metacc.ir.conv_ref import CONV_IMPLS
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.types import NUMPY_DTYPE, resolve_shape
 
@@ -96,6 +97,8 @@ IMPLS: dict[str, Callable] = {
     "rng_normal": lambda key, *, shape, dtype, dims, **_: rng.normal(key, resolve_shape(tuple(shape), dims),
                                                                      NUMPY_DTYPE[dtype]),
 }
+
+IMPLS.update(CONV_IMPLS)
 
 
 def _dim_size(*, dims, dtype, bindings):

@@ -13,6 +13,7 @@ Families:
   structural reshape, transpose, broadcast_to, sum_to, slice, pad, concatenate
   reduce     reduce_sum, reduce_max, argmax
   linalg     matmul (2-D), solve
+  conv       conv2d and its two adjoints, pooling (rules in conv_types.py)
   create     full, eye, iota, dim_size, one_hot
   special    select, cast, stop_gradient, straight_through
   random     rng_uniform, rng_normal, key_fold (counter-based, reproducible)
@@ -23,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from metacc.ir.conv_types import CONV_PRIMS
 from metacc.ir.types import (FLOAT_DTYPES, Dim, ShapeError, TensorType, broadcast_shapes,
                              fmt_shape, scalar)
 
@@ -295,6 +297,12 @@ def _solve(a, b):
     if b.rank != 2 or b.shape[0] != a.shape[0]:
         raise ShapeError(f"solve(A, B): B must be 2-D with {a.shape[0]} rows, got {b}")
     return (b,)
+
+
+# ---- convolution and pooling: rules in their own family module ----------------
+
+for _name, (_n_ins, _doc, _rule) in CONV_PRIMS.items():
+    _register(_name, "conv", _n_ins, _doc)(_rule)
 
 
 # ---- creation --------------------------------------------------------------

@@ -160,3 +160,8 @@ COVERED_ELSEWHERE = {"compare": "through select/relu/max cases", "logic": "bool 
                      "grad": "expanded before AD (test_nested)", "argmin": "test_implicit",
                      "cg_solve": "test_implicit", "random": "no derivative (test_nodiff)",
                      "diagnostic": "no outputs, no derivative (tests/runtime/test_convergence.py)"}
+
+# the convolution and pooling family has its own file
+from tests.ad.conv_cases import conv_cases  # noqa: E402
+
+CASES = CASES + conv_cases()

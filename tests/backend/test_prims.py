@@ -13,6 +13,7 @@ from metacc.ir.builder import Builder
 from metacc.ir.prims import PRIMS
 from metacc.ir.types import NUMPY_DTYPE, TensorType
 from tests.backend.check import assert_matches
+from tests.backend.conv_programs import conv_fn
 
 DTYPES = ["f64", "f32"]
 UNARY = ["neg", "exp", "log", "log1p", "sqrt", "abs", "tanh", "sigmoid", "relu", "softplus", "sin", "cos", "sign"]
@@ -145,6 +146,9 @@ def args_for(fn, rng, n=5):
             out.append(rng.integers(0, 4, shape).astype(np.int64) if shape else np.int64(3))
         elif v.name == "pos":
             out.append(rand(rng, dt, *shape, lo=0.2, hi=2.0))
+        elif v.name == "spaced":       # distinct values: no ties for a max-pool's argmax
+            size = int(np.prod(shape))
+            out.append(((rng.permutation(size) - size / 2) * 0.01).reshape(shape).astype(NUMPY_DTYPE[dt]))
         elif v.name == "spd":
             m = rng.normal(size=shape)
             out.append((m @ m.T + n * np.eye(n)).astype(NUMPY_DTYPE[dt]))
@@ -156,7 +160,8 @@ def args_for(fn, rng, n=5):
 
 
 FAMILIES = {"unary": unary_fn, "binary": binary_fn, "cast": cast_fn, "structural": structural_fn,
-            "reduce": reduce_fn, "linalg": linalg_fn, "create": create_fn, "random": random_fn}
+            "reduce": reduce_fn, "linalg": linalg_fn, "create": create_fn, "random": random_fn,
+            "conv": conv_fn}
 
 
 @pytest.mark.parametrize("dt", DTYPES)
