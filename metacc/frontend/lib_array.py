@@ -136,6 +136,23 @@ def _reshape(ctx: Ctx, node, x, shape):
     return emit1(ctx, "reshape", [x], node.span, shape=_reshape_dims(ctx, shape, x))
 
 
+@builtin("flatten", "x", "[n, a, b, ...] -> [n, a * b * ...]: keeps the first axis (it may be symbolic)")
+def _flatten(ctx: Ctx, node, x):
+    x = _tensor(ctx, node, x, "the argument of flatten")
+    if x.type.rank < 2:
+        raise MetaccError(f"flatten needs a leading axis and at least one more, not {x.type}", node.span,
+                          hint="flatten keeps the first (batch) axis and joins the others")
+    rest = x.type.shape[1:]
+    symbolic = [d for d in rest if not isinstance(d, int)]
+    if symbolic:
+        raise MetaccError(f"flatten joins the axes after the first, which must have fixed sizes; "
+                          f"{x.type} has {', '.join(map(str, symbolic))} there", node.span,
+                          hint="only the first axis may be symbolic; or reshape with the dims named")
+    if len(rest) == 1:
+        return x
+    return emit1(ctx, "reshape", [x], node.span, shape=(x.type.shape[0], prod(rest)))
+
+
 def _pieces(ctx: Ctx, node, xs, what: str) -> list[Tensor]:
     dtype = next((v.type.dtype for v in xs if isinstance(v, Tensor)), None)
     return [as_tensor(ctx, v, dtype, node.span, f"each piece of {what}") if not isinstance(v, (Tree, Record))
