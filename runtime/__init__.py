@@ -3,8 +3,9 @@
 What runs only: `metacc.compile` (metacc.compiler, the compile driver) builds the Module.
 """
 from metacc.runtime.module import Module  # noqa: F401
-# the outer loop: task samplers, optimizers on parameter groups, a training loop
-from metacc.runtime import optim, tasks, train  # noqa: F401,E402
+# the outer loop: task samplers, few-shot episodes, optimizers on parameter groups, a training loop
+# (image sets to draw episodes from: metacc.runtime.data, imported on use)
+from metacc.runtime import episodes, optim, tasks, train  # noqa: F401,E402
 
 # The public entry points filter metacc's own frames from the traceback of a MetaccError
 # (metacc.errors.api_boundary; METACC_FULL_TRACEBACK=1 keeps them). Listed here, in one place.
@@ -20,5 +21,9 @@ for _cls in (optim.SGD, optim.Adam):
     _wrap(_cls, ("__init__", "init", "update"))
 _wrap(tasks.SinusoidFamily, ("__init__", "draw", "tasks_for", "sample"))
 _wrap(tasks.TaskBatcher, ("__init__", "__next__"))
+_wrap(episodes.Episodes, ("__init__", "draw", "tasks_for", "sample"))
+_wrap(episodes.ClassSplit, ("__init__",))
+episodes.mean_ci95 = _api(episodes.mean_ci95)
+episodes.ClassSplit.random = classmethod(_api(episodes.ClassSplit.random.__func__))
 tasks.sinusoid_tasks = _api(tasks.sinusoid_tasks)
 tasks.linear_regression_tasks = _api(tasks.linear_regression_tasks)

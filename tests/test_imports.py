@@ -26,7 +26,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"metacc": ROOT / "metacc", "metacc.runtime": ROOT / "runtime"}
 # imported on first use so that `import metacc` stays fast when they are not needed
-OPTIONAL_HEAVY = ("lark", "numba", "matplotlib", "tqdm")
+# (scikit-learn and Hershey-Fonts: the `fewshot` extra, only for runtime/data's loaders)
+OPTIONAL_HEAVY = ("lark", "numba", "matplotlib", "tqdm", "sklearn", "HersheyFonts")
 # the layers metacc.runtime must not import (the compile pipeline's front half)
 COMPILER_ONLY = ("metacc.frontend", "metacc.ad")
 
