@@ -120,22 +120,42 @@ SHOW_STAGES: dict[str, Callable[[ShowRequest], str]] = {
 }
 
 
-def _check_derivatives(program) -> None:
+def _check_derivatives(program) -> list[str]:
     """Surface derivative errors at check time: every grad(...) expands, and every
-    meta program's loss depends on each of its parameter groups."""
+    meta program's loss depends on each of its parameter groups. A meta whose value
+    has no derivative only because an operation without one computes it (an accuracy
+    through argmax or a comparison) is what `metacc.compile` accepts too: it can be
+    called, its value_and_grad refuses; check says so in a note (the returned lines)
+    instead of failing. One cut by stop_gradient, or with parameters it never uses, is
+    almost always a mistake and stays an error."""
     from metacc.ad import expand
-    from metacc.ad.vjp import check_connected_inputs
+    from metacc.ad.vjp import check_connected_inputs, metric_cut
     from metacc.kernels import default_wrt
-    errors = []
+    errors, notes = [], []
     for f in program.functions.values():
         try:
-            ir = expand(f.ir)
-            if f.kind == "meta":
-                check_connected_inputs(ir, default_wrt(f), what=f"meta {f.name}", span=f.span)
+            ir = expand(f.ir.without_aux())
         except MetaccError as err:          # each function on its own: report them all
             errors.extend(err.errors if isinstance(err, MetaccErrors) else [err])
+            continue
+        if f.kind != "meta":
+            continue
+        wrt = default_wrt(f)
+        try:
+            check_connected_inputs(ir, wrt, what=f"meta {f.name}", span=f.span)
+        except MetaccError as err:
+            cut = metric_cut(ir, wrt)
+            if cut is None:
+                errors.append(err)
+                continue
+            where = f" by {cut.prim}" + (f" at {cut.span.where()}" if cut.span is not None else "")
+            output = f"its first result `{f.result.name}`" if f.aux else "its value"
+            notes.append(f"note: {f.span.where()}: meta {f.name}: {output} has no derivative with respect to "
+                         f"its parameter groups (cut{where}): it can be called (forward evaluation), but "
+                         f"value_and_grad and grad refuse it")
     if errors:
         raise errors[0] if len(errors) == 1 else MetaccErrors(errors)
+    return notes
 
 
 def _cmd_check(args) -> int:
@@ -146,7 +166,7 @@ def _cmd_check(args) -> int:
         try:
             with collecting() as notes:     # disconnected fields: warnings, printed below
                 program = load(path)
-                _check_derivatives(program)
+                forward_only = _check_derivatives(program)
             for message, _, where in dict.fromkeys(notes):
                 print(message.replace(f"{where}: ", f"{where}: warning: ", 1), file=sys.stderr)
         except MetaccError as err:
@@ -155,7 +175,7 @@ def _cmd_check(args) -> int:
             continue
         names = ", ".join(f"{f.kind} {f.name}" for f in program.functions.values())
         print(f"{path}: OK ({names})")
-        for line in _solver_notes(program):
+        for line in forward_only + _solver_notes(program):
             print(line)
     return status
 

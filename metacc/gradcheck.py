@@ -187,7 +187,8 @@ def _gradcheck(path, fn_name, wrt, seed, dims, eps, n_dirs, n_coords, constants)
         moved = dict(values)
         for n, d in shift.items():
             moved[n] = _map2(values[n], d, lambda x, y: x + y)
-        return float(handle(**moved))
+        out = handle(**moved)
+        return float(out[0] if fn.aux else out)      # a tuple result: its first is differentiated
 
     scale = max([1e-12] + [float(np.max(np.abs(x))) for g in grads for x in _leaves(g)])
     checks: list[Check] = []

@@ -142,8 +142,10 @@ def check_outputs(kernel, args: list, outs) -> None:
     first = bad[0]
     if kernel.kind == "forward":
         label = "the result" + (f" {first}" if len(ir.outs) > 1 else "")
-    elif kernel.kind == "grad":
-        label = "the value" if first == 0 else f"the gradient '{names[first]}'"
+    elif kernel.kind == "grad":         # value, auxiliary results (of a tuple result), gradients
+        n_aux = kernel.base.n_aux
+        label = "the value" if first == 0 else f"the result '{names[first]}'" if first <= n_aux \
+            else f"the gradient '{names[first]}'"
     else:
         label = f"the {kernel.kind} output '{names[first]}'"
     head = f"{kernel.fn_name}: {label} is {_what(outs[first])}"

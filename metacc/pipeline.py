@@ -47,27 +47,38 @@ DERIVATIVES = KINDS[1:]
 def _connected(fn: Func, wrt) -> Func:
     """vjp and jvp follow grad's rule for differentiated inputs no output depends
     on (metacc.ad.vjp.check_connected_inputs): a warning and zeros for some, an
-    error when none reaches an output."""
-    full = expand(fn)
+    error when none reaches an output (auxiliary outputs do not count: they are
+    never differentiated)."""
+    full = expand(fn.without_aux())
     check_connected_inputs(full, [i for i, v in enumerate(full.ins) if v.type.is_float] if wrt is None
-                           else wrt, what=f"the outputs of {fn.name}", noun="derivative")
+                           else wrt, what=f"the {'first result' if fn.n_aux else 'outputs'} of {fn.name}",
+                           noun="derivative", callable_name=fn.name)
     return fn
 
 
+def _vjp(fn: Func, wrt) -> Func:
+    # cotangents come in for the differentiated outputs only; every output comes back
+    n = len(fn.outs) - fn.n_aux
+    return vjp_func(_connected(fn, wrt), wrt, out_mask=[k < n for k in range(len(fn.outs))])
+
+
+# Auxiliary outputs (Func.n_aux: a tuple result's results after the first) are computed beside
+# the value and never differentiated: grad and vjp return them after the value, jvp without
+# tangents, hvp not at all (it differentiates the first output only).
 _TRANSFORMS = {
     "forward": lambda fn, wrt: expand(fn),
     "grad": lambda fn, wrt: grad_func(fn, wrt),
     "meta_grad": lambda fn, wrt: grad_func(fn, wrt),
-    "vjp": lambda fn, wrt: vjp_func(_connected(fn, wrt), wrt),
+    "vjp": _vjp,
     "jvp": lambda fn, wrt: jvp_func(_connected(fn, wrt), wrt),
-    "hvp": lambda fn, wrt: hvp_func(fn, wrt, with_value=True),
+    "hvp": lambda fn, wrt: hvp_func(fn.without_aux(), wrt, with_value=True),
 }
 
 
 def _need_scalar(fn: Func, kind: str) -> None:
     """grad, meta_grad and hvp differentiate one float scalar; anything else is the user's choice
     of kernel, not a bug of the transform."""
-    outs = fn.out_types
+    outs = fn.without_aux().out_types
     if len(outs) == 1 and outs[0].rank == 0 and outs[0].is_float:
         return
     found = ", ".join(map(str, outs)) or "nothing"
@@ -81,12 +92,13 @@ def _transform(b: Build) -> Build:
     if b.kind in ("grad", "meta_grad", "hvp"):
         _need_scalar(b.fn, b.kind)
     wrt = list(b.wrt) if b.wrt is not None else None
-    return Build(_TRANSFORMS[b.kind](b.fn, wrt), b.kind, b.wrt, b.batched, n_primal=len(b.fn.outs))
+    n_aux = b.fn.n_aux if b.kind != "hvp" else 0
+    return Build(_TRANSFORMS[b.kind](b.fn, wrt), b.kind, b.wrt, b.batched, n_primal=len(b.fn.outs), n_aux=n_aux)
 
 
 def _poison(b: Build) -> Build:
     # derivatives are made non-finite wherever the value is (metacc.ad.poison)
-    return b.with_fn(poison(b.fn, b.kind, b.n_primal if b.kind in ("vjp", "jvp") else None))
+    return b.with_fn(poison(b.fn, b.kind, b.n_primal if b.kind in ("vjp", "jvp") else None, b.n_aux))
 
 
 def _hoist(b: Build) -> Build:

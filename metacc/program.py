@@ -69,9 +69,16 @@ class Function:
     name: str
     kind: str                       # 'fn' or 'meta'
     args: tuple[Arg, ...]
-    result: Arg                     # name '' ; kind 'tensor' or 'params'
+    result: Arg                     # the (first) result: name '' (or its declared name in a tuple result)
     ir: Func
     span: Span | None = None
+    # the other results of `-> (loss: f32, acc: f32)`, after `result`: their leaves are the IR's
+    # last outputs (ir.n_aux of them), computed beside the value and never differentiated
+    aux: tuple[Arg, ...] = ()
+
+    @property
+    def results(self) -> tuple[Arg, ...]:
+        return (self.result,) + self.aux
 
     def arg(self, name: str) -> Arg:
         return next(a for a in self.args if a.name == name)

@@ -16,6 +16,7 @@ arguments so that they can never be confused with the function's own.
 """
 from __future__ import annotations
 
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,9 @@ def _fields(fields) -> str:
 def _signature(fn: Function) -> str:
     def arg(a: Arg) -> str:
         return f"{a.name}: {a.type_name}" + ("" if a.default is None else f" = {a.default!r}")
-    return f"{fn.kind} {fn.name}({', '.join(arg(a) for a in fn.args)}) -> {fn.result.type_name}"
+    result = fn.result.type_name if not fn.aux else \
+        "(" + ", ".join(f"{r.name}: {r.type_name}" for r in fn.results) + ")"
+    return f"{fn.kind} {fn.name}({', '.join(arg(a) for a in fn.args)}) -> {result}"
 
 
 class ParamGroupHandle:
@@ -104,6 +107,10 @@ class FunctionHandle:
         self._kernels: dict = {}
         self._kernel_memo: dict = {}
         self._wrt_memo: dict = {}
+        # a tuple result `-> (loss: f32, acc: f32)` comes back as a named tuple of its results
+        self.results_type = namedtuple(f"{fn.name}_results", [r.name for r in fn.results], rename=True) \
+            if fn.aux else None
+        self._n_out = sum(r.n_leaves for r in fn.results)
 
     # ---- arguments ----
     def _bind(self, args, kwargs) -> list:
@@ -253,8 +260,14 @@ class FunctionHandle:
 
     # ---- results ----
     def _result(self, leaves: list):
-        res = self.fn.result
-        return unflatten(res, [_out(x) for x in leaves])
+        """Every result: one value, or the named tuple of a tuple result."""
+        if self.results_type is None:
+            return unflatten(self.fn.result, [_out(x) for x in leaves])
+        out, k = [], 0
+        for r in self.fn.results:
+            out.append(unflatten(r, [_out(x) for x in leaves[k:k + r.n_leaves]]))
+            k += r.n_leaves
+        return self.results_type(*out)
 
     def _trees(self, wrt: list[Arg], leaves: list):
         out, k = [], 0
@@ -289,17 +302,22 @@ class FunctionHandle:
 
     def value_and_grad(self, *args, wrt=None, **kwargs):
         """(value, gradient): the gradient is a tree like the differentiated argument
-        (a tuple of trees when several are differentiated)."""
+        (a tuple of trees when several are differentiated). For a tuple result the value
+        is the named tuple of every result, (loss, acc, ...), and the gradient is that of
+        the first (JAX's has_aux: `(loss, acc), g = f.value_and_grad(...)`)."""
         wrt_args = self._wrt(wrt)
         if self.fn.result.kind != "tensor" or self.fn.result.leaves[0].type.rank != 0:
-            raise MetaccError(f"{self.fn.name} returns {self.fn.result.type_name}: grad needs a scalar value",
+            what = f"its first result `{self.fn.result.name}` is" if self.fn.aux else "returns"
+            raise MetaccError(f"{self.fn.name} {what} {self.fn.result.type_name}: grad needs a scalar value",
                               hint="use vjp for functions with other results")
         values = self._bind(args, kwargs)
         if (h := self._static(values)) is not self:
             return h.value_and_grad(*args, wrt=wrt, **kwargs)
         flat, dims = self._flatten(values)
         outs = self._run(self.kernel("grad", wrt_args), flat, dims)
-        return _out(outs[0]), self._trees(wrt_args, outs[1:])
+        n = self._n_out
+        value = self._result(outs[:n]) if self.results_type is not None else _out(outs[0])
+        return value, self._trees(wrt_args, outs[n:])
 
     def grad(self, *args, wrt=None, **kwargs):
         return self.value_and_grad(*args, wrt=wrt, **kwargs)[1]
@@ -320,7 +338,8 @@ class FunctionHandle:
         return self._trees(wrt_args, outs[:n]), self._trees(wrt_args, outs[n:])
 
     def jvp(self, *args, tangents, wrt=None, **kwargs):
-        """(outputs, output tangents) for input tangents of the differentiated arguments."""
+        """(outputs, output tangents) for input tangents of the differentiated arguments.
+        For a tuple result: (the named tuple of every result, the tangent of the first)."""
         wrt_args = self._wrt(wrt)
         values = self._bind(args, kwargs)
         if (h := self._static(values)) is not self:
@@ -328,11 +347,13 @@ class FunctionHandle:
         flat, dims = self._flatten(values)
         flat += self._extra(tangents, wrt_args, "tangents", dims)
         outs = self._run(self.kernel("jvp", wrt_args), flat, dims)
-        n = self.fn.result.n_leaves
-        return self._result(outs[:n]), self._result(outs[n:])
+        n = self._n_out
+        return self._result(outs[:n]), unflatten(self.fn.result, [_out(x) for x in outs[n:]])
 
     def vjp(self, *args, cotangent, wrt=None, **kwargs):
-        """(outputs, cotangents of the differentiated arguments) for an output cotangent."""
+        """(outputs, cotangents of the differentiated arguments) for an output cotangent.
+        For a tuple result the cotangent is of the first result only; the outputs are
+        the named tuple of every result."""
         wrt_args = self._wrt(wrt)
         values = self._bind(args, kwargs)
         if (h := self._static(values)) is not self:
@@ -341,7 +362,7 @@ class FunctionHandle:
         res = self.fn.result
         flat += flatten_arg(res, cotangent, dims, None, name="cotangent")
         outs = self._run(self.kernel("vjp", wrt_args), flat, dims)
-        n = res.n_leaves
+        n = self._n_out
         return self._result(outs[:n]), self._trees(wrt_args, outs[n:])
 
     def source(self, kernel: str = "forward", stage: str = "numba", wrt=None) -> str:

@@ -132,6 +132,8 @@ def train(step: Callable, params, optimizer, tasks, iterations: int, *,
     try:
         for it in range(1, iterations + 1):
             loss, grads = step(params, next_tasks())
+            if isinstance(loss, tuple):     # a tuple result (loss, acc, ...): train on the first
+                loss = loss[0]
             loss = float(loss)
             if not np.isfinite(loss):
                 raise MetaccError(f"train: the meta-loss is not finite at iteration {it}",

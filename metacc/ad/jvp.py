@@ -171,8 +171,10 @@ def _name_new(b: Builder, mark: int, results, primals, suffix: str):
 
 
 def jvp_func(fn: Func, wrt=None, name: str | None = None) -> Func:
-    """ins = fn.ins + tangents of the wrt inputs; outs = fn.outs + tangents of the float outputs."""
+    """ins = fn.ins + tangents of the wrt inputs; outs = fn.outs + tangents of the float outputs
+    (not of the last fn.n_aux outputs, which are auxiliary: never differentiated)."""
     from metacc.ad.expand import expand
+    n_keep = len(fn.outs) - fn.n_aux
     fn = expand(fn)
     wrt = [i for i, v in enumerate(fn.ins) if v.type.is_float] if wrt is None else list(wrt)
     b = Builder(span=fn.span)
@@ -182,7 +184,7 @@ def jvp_func(fn: Func, wrt=None, name: str | None = None) -> Func:
         tans[i] = b.input(fn.ins[i].name + "_dot", fn.ins[i].type)
     outs, out_tans = jvp_inline(b, fn, args, tans)
     out_tans = [materialize(b, t, a.type, name=_nm(a) + "_dot")
-                for t, a in zip(out_tans, outs) if a.type.is_float]
+                for t, a in zip(out_tans[:n_keep], outs) if a.type.is_float]
     return b.build(name or fn.name + "_jvp", list(outs) + out_tans)
 
 

@@ -56,18 +56,20 @@ def _poisoned(b: Builder, outs: list, primal, targets) -> list | None:
     return outs
 
 
-def poison(fn: Func, kind: str, n_primal: int | None = None) -> Func:
+def poison(fn: Func, kind: str, n_primal: int | None = None, n_aux: int = 0) -> Func:
     """fn: a kernel IR of `kind` as metacc.pipeline builds it. Its derivative
     outputs become non-finite wherever its primal outputs are (grad, meta_grad:
-    the value; vjp: any output; jvp: each output's own tangent, elementwise;
-    hvp: the value, which hvp_func passes as its last output for this use)."""
+    the value; vjp: any differentiated output; jvp: each output's own tangent,
+    elementwise; hvp: the value, which hvp_func passes as its last output for
+    this use). The n_aux auxiliary outputs (after the value, or last of the
+    primal outputs) are neither derivatives nor poison a derivative."""
     b, outs = _rebuild(fn)
     if kind in ("grad", "meta_grad"):
-        new = _poisoned(b, outs, [0], range(1, len(outs)))
+        new = _poisoned(b, outs, [0], range(1 + n_aux, len(outs)))
     elif kind == "vjp":
-        new = _poisoned(b, outs, range(n_primal), range(n_primal, len(outs)))
+        new = _poisoned(b, outs, range(n_primal - n_aux), range(n_primal, len(outs)))
     elif kind == "jvp":
-        floats = [i for i in range(n_primal) if isinstance(outs[i], Var) and outs[i].type.is_float]
+        floats = [i for i in range(n_primal - n_aux) if isinstance(outs[i], Var) and outs[i].type.is_float]
         new = list(outs)
         touched = False
         for i, j in zip(floats, range(n_primal, len(outs))):

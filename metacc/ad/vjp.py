@@ -11,7 +11,7 @@ followed by a backward sweep over the active equations in reverse.
 """
 from __future__ import annotations
 
-from metacc.ad.activity import active_vars
+from metacc.ad.activity import active_vars, cuts
 from metacc.ad.conv_rules import CONV_VJP
 from metacc.ad.jvp import _name_new, max_mask
 from metacc.ad.partials import MINUS_ONE, ONE, partials
@@ -210,30 +210,38 @@ def vjp_func(fn: Func, wrt=None, name: str | None = None, out_mask=None) -> Func
 
 
 def grad_func(fn: Func, wrt=None, name: str | None = None, check_connected: bool = True) -> Func:
-    """Value and gradient: fn has one float scalar output; outs = (value, *grads of wrt)."""
+    """Value and gradient: fn has one float scalar output (then its fn.n_aux auxiliary ones);
+    outs = (value, *aux, *grads of wrt)."""
     from metacc.ad.expand import expand
+    n_aux = fn.n_aux        # auxiliary outputs: returned after the value, never differentiated
     fn = expand(fn)
-    if len(fn.outs) != 1 or fn.outs[0].type.rank != 0 or not fn.outs[0].type.is_float:
+    if len(fn.outs) - n_aux != 1 or fn.outs[0].type.rank != 0 or not fn.outs[0].type.is_float:
         raise InternalError(f"grad_func needs a scalar float function, {fn.name} returns "
                             f"{', '.join(map(str, fn.out_types))}")
     wrt = float_inputs(fn) if wrt is None else list(wrt)
     if check_connected:
-        check_connected_inputs(fn, wrt, what=f"the value of {fn.name}")
+        check_connected_inputs(Func(fn.name, fn.ins, fn.eqns, fn.outs[:1], fn.span), wrt,
+                               what=f"the first result of {fn.name}" if n_aux else f"the value of {fn.name}",
+                               callable_name=fn.name)
     b = Builder(span=fn.span)
     args = [b.input(v.name, v.type) for v in fn.ins]
     seed = Lit(1.0, fn.outs[0].type)
-    outs, in_bars = vjp_inline(b, fn, args, [seed], wrt)
+    outs, in_bars = vjp_inline(b, fn, args, [seed] + [None] * n_aux, wrt)
     in_bars = [materialize(b, g, fn.ins[i].type, name=fn.ins[i].name + "_bar") for g, i in zip(in_bars, wrt)]
     return b.build(name or fn.name + "_grad", list(outs) + in_bars)
 
 
-def check_connected_inputs(fn: Func, wrt, what: str, span=None, noun: str = "gradient"):
+def check_connected_inputs(fn: Func, wrt, what: str, span=None, noun: str = "gradient",
+                           callable_name: str | None = None):
     """The one rule for differentiated inputs the value (or output) does not
     depend on: when none of `wrt` reaches an output, a MetaccError (a derivative
     that is identically zero is almost always a mistake); when some do, each one
     that does not gets a DisconnectedWarning naming it, and a zero derivative
     (a query-only temperature in the same group as the network, differentiated
-    by the inner loop's grad(...), is a program that means what it says)."""
+    by the inner loop's grad(...), is a program that means what it says).
+    callable_name: the function of a derivative kernel, whose forward call works even
+    when its derivatives are refused (an accuracy computed through argmax): the error
+    says so."""
     from metacc.ad.activity import active_outputs, cuts, warn_disconnected
     from metacc.errors import MetaccError
     wrt = list(wrt)
@@ -256,6 +264,9 @@ def check_connected_inputs(fn: Func, wrt, what: str, span=None, noun: str = "gra
             if also:
                 notes.append((f"the same holds for {', '.join(repr(x) for x in also[:5])}"
                               + (f" and {len(also) - 5} more" if len(also) > 5 else ""), None))
+            if callable_name is not None:
+                notes.append((f"{callable_name} itself can still be called (its value is computed); only its "
+                              f"derivatives are refused", None))
             raise MetaccError(f"{noun} of {what} with respect to '{name}' is identically zero",
                               at, hint=hint, notes=notes)
         where = at.where() if at is not None else "<unknown location>"
@@ -266,6 +277,17 @@ def check_connected_inputs(fn: Func, wrt, what: str, span=None, noun: str = "gra
                           f"({reason}); it is returned as zeros. If that is not meant, use it, "
                           + ("use straight_through(hard, surrogate) for a surrogate gradient, " if blockers else "")
                           + "or move it out of the differentiated arguments", name, where)
+
+
+def metric_cut(fn: Func, wrt):
+    """For a value no input of `wrt` reaches: the first operation without a derivative
+    that cuts them (an accuracy through argmax or a comparison: a metric, evaluated but
+    not differentiated), or None when something else does (a stop_gradient, an input
+    not used at all: almost always a mistake)."""
+    blockers = [e for i in wrt for e in cuts(fn, i)]
+    if not blockers or any(e.prim == "stop_gradient" for e in blockers):
+        return None
+    return next((e for e in blockers if e.span is not None), blockers[0])
 
 
 def _nm(a) -> str:

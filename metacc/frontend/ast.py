@@ -75,11 +75,26 @@ class Param:
 
 
 @dataclass(frozen=True, slots=True)
+class ResultItem:
+    """One named result of a tuple result: `loss: f32` in `-> (loss: f32, acc: f32)`."""
+    name: str
+    type: TypeExpr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TupleType:
+    """`-> (loss: f32, acc: f32)`: the first result is the one differentiated."""
+    items: tuple[ResultItem, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class FnDecl:
     kind: str                    # 'fn' or 'meta'
     name: str
     params: tuple[Param, ...]
-    result: TypeExpr
+    result: TypeExpr | TupleType
     body: tuple["Stmt", ...]
     span: Span                   # the whole declaration
     name_span: Span
@@ -192,7 +207,16 @@ class Argmin:
     span: Span
 
 
-Expr = Num | Bool | Name | FieldAccess | Index | Call | BinOp | UnaryOp | ListExpr | Argmin
+@dataclass(frozen=True, slots=True)
+class TupleExpr:
+    """`return a, b` (parens False); `(a, b)` anywhere is parsed too (parens True), to be
+    rejected with a hint: tuples are only results and destructuring targets."""
+    items: tuple["Expr", ...]
+    span: Span
+    parens: bool
+
+
+Expr = Num | Bool | Name | FieldAccess | Index | Call | BinOp | UnaryOp | ListExpr | Argmin | TupleExpr
 
 
 # ---- statements ---------------------------------------------------------------
@@ -203,6 +227,16 @@ class Assign:
     value: Expr
     span: Span
     target_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Destructure:
+    """`a, b = g(...)`: the results of a call of a function with a tuple result."""
+    targets: tuple[str, ...]
+    value: Expr
+    span: Span
+    target_spans: tuple[Span, ...]
+    comma_span: Span             # the first comma (where a destructured single value is reported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,15 +259,18 @@ class Repeat:
     annotations: tuple[Annotation, ...]
     body: tuple["Stmt", ...]
     span: Span                   # the `repeat K @...` header
+    index: str | None = None     # `repeat K as k`: the step index, an i64 scalar in the body
+    index_span: Span | None = None
 
 
-Stmt = Assign | Return | Repeat
+Stmt = Assign | Destructure | Return | Repeat
 
 
 def assigned_names(stmts) -> list[str]:
     """Names assigned anywhere in stmts (nested repeats included), in first-assignment order."""
     out: list[str] = []
     for s in stmts:
-        names = [s.target] if isinstance(s, Assign) else assigned_names(s.body) if isinstance(s, Repeat) else []
+        names = [s.target] if isinstance(s, Assign) else list(s.targets) if isinstance(s, Destructure) \
+            else assigned_names(s.body) if isinstance(s, Repeat) else []
         out += [n for n in names if n not in out]
     return out

@@ -15,7 +15,7 @@ from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, Env, Poisoned, text_of
 from metacc.frontend.convert import as_tensor, literal
 from metacc.frontend.declarations import ArgSig, Signature
-from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text
+from metacc.frontend.values import DimValue, Number, Record, Results, Tensor, Tree, kind_text
 from metacc.ir.types import Dim, TensorType
 
 
@@ -178,9 +178,26 @@ def inline_call(ctx: Ctx, sig: Signature, node: A.Call):
     except MetaccError as err:
         callee.report(err)
         raise Poisoned(sig.name) from None
-    if isinstance(result, Tensor):
-        return Tensor(result.atom, node.span, text_of(node.span))
-    return replace(result, origin=node.span, desc=text_of(node.span))
+    if isinstance(result, Results):
+        return Results(tuple(_located(v, node.span, f"{n} of {text_of(node.span)}")
+                             for v, n in zip(result.values, result.names)),
+                       result.names, node.span, text_of(node.span))
+    return _located(result, node.span, text_of(node.span))
+
+
+def _located(value, span: Span, desc: str):
+    if isinstance(value, Tensor):
+        return Tensor(value.atom, span, desc)
+    return replace(value, origin=span, desc=desc)
+
+
+def results_needs_destructuring(value: Results, span: Span) -> MetaccError:
+    """A call of a function with a tuple result, used where one value is needed."""
+    names = ", ".join(value.names)
+    return MetaccError(f"`{value.desc}` returns {len(value.values)} results ({names}): destructure them first",
+                       span, found=kind_text(value),
+                       hint=f"assign them to names, `{names} = {value.desc}`, then use one of them "
+                            "(results are not indexed: g(...)[0] is not supported)")
 
 
 def lower_body(ctx: Ctx, decl: A.FnDecl):
@@ -198,23 +215,60 @@ def lower_body(ctx: Ctx, decl: A.FnDecl):
                                notes=[("the function returns here", body[first].span)],
                                hint="`return` must be the last statement of the body"))
     run_statements(ctx, body[:first])
-    return lower_expr(ctx, body[first].value)
+    value = body[first].value
+    if isinstance(value, A.TupleExpr) and not value.parens:      # return a, b
+        return Results(tuple(lower_expr(ctx, v) for v in value.items),
+                       tuple(r.name for r in ctx.sig.results), value.span, text_of(value.span))
+    if isinstance(value, A.TupleExpr):
+        raise MetaccError("a tuple result is returned without parentheses", value.span,
+                          found=f"return {text_of(value.span)}",
+                          hint=f"write `return {', '.join(text_of(v.span) for v in value.items)}`")
+    return lower_expr(ctx, value, results=True)      # `return g(...)` may hand g's tuple result on whole
 
 
 def check_result(ctx: Ctx, value):
     """The returned value, checked against the signature (with this call's dims)."""
     sig = ctx.sig
-    r = sig.result
     span = sig.decl.body[-1].span if sig.decl.body else sig.decl.name_span
+    node = None
     for s in sig.decl.body:
         if isinstance(s, A.Return):
-            span = s.value.span
+            span, node = s.value.span, s.value
             break
+    if not sig.aux:
+        if isinstance(value, Results):
+            if isinstance(node, A.TupleExpr):
+                raise MetaccError(f"{sig.name} returns one value ({text_of(sig.result.type_span)}), but this "
+                                  f"is {len(value.values)}", span, expected=text_of(sig.result.type_span),
+                                  found=kind_text(value), notes=[("the signature says so here",
+                                                                   sig.result.type_span)],
+                                  hint="declare named results, e.g. `-> (loss: f32, acc: f32)`, or return one value")
+            raise results_needs_destructuring(value, span)
+        return _check_one(ctx, sig.result, value, span)
+    want = sig.results
+    names = ", ".join(r.name for r in want)
+    if not isinstance(value, Results) or len(value.values) != len(want):
+        found = kind_text(value) if isinstance(value, Results) else "one value"
+        raise MetaccError(f"{sig.name} returns {len(want)} results ({names}), but this is {found}", span,
+                          expected=f"return {names}", found=found,
+                          notes=[("the signature says so here", sig.decl.result.span)],
+                          hint=f"return one value per declared result, separated by commas: `return {names}`")
+    items = node.items if isinstance(node, A.TupleExpr) else [None] * len(want)
+    checked = [_check_one(ctx, r, v, item.span if item is not None else span)
+               for r, v, item in zip(want, value.values, items)]
+    return Results(tuple(checked), tuple(r.name for r in want), value.origin, value.desc)
+
+
+def _check_one(ctx: Ctx, r: ArgSig, value, span: Span):
+    sig = ctx.sig
     note = [("the signature says so here", r.type_span)]
+    if isinstance(value, Results):
+        raise results_needs_destructuring(value, span)
+    who = f"{sig.name}'s result `{r.name}` must be" if r.name else f"{sig.name} must return"
     if r.kind == "params":
         if isinstance(value, Tree) and value.group.name == r.group.name:
             return value
-        raise MetaccError(f"{sig.name} must return a {r.group.name}, but this is {kind_text(value)}", span,
+        raise MetaccError(f"{who} a {r.group.name}, but this is {kind_text(value)}", span,
                           expected=r.group.name, found=kind_text(value), notes=note)
     want = r.type.with_shape(tuple(ctx.dims.get(d, d) if isinstance(d, str) else d for d in r.type.shape))
     if isinstance(value, Number) and want.rank == 0:
@@ -227,6 +281,6 @@ def check_result(ctx: Ctx, value):
             hint = f"cast it with {want.dtype}(...)"
         elif isinstance(value, Tensor) and want.rank == 0 and value.type.is_float:
             hint = "reduce it to a scalar, e.g. with sum(...) or mean(...)"
-        raise MetaccError(f"{sig.name} must return {want}, but this is {kind_text(value)}", span,
+        raise MetaccError(f"{who} {want}, but this is {kind_text(value)}", span,
                           expected=str(want), found=kind_text(value), notes=note, hint=hint)
     return value

@@ -18,7 +18,7 @@ from metacc.frontend.context import Ctx, Env, Poisoned
 from metacc.frontend.declarations import Declarations, Signature
 from metacc.frontend.diagnostics import Reporter
 from metacc.frontend.frame import Frame
-from metacc.frontend.values import Number, Record, Tensor, Tree, leaves
+from metacc.frontend.values import Number, Record, Results, Tensor, Tree, leaves
 from metacc.ir.verify import verify
 from metacc.program import Function, Program
 
@@ -43,6 +43,7 @@ class Unit:
         self.lowering: list[str] = []             # functions being lowered, outermost first
         self.emitted = 0                          # equations emitted so far (count_equations)
         self.inlined = 0                          # calls inlined so far
+        self.loop_indices: dict = {}              # the IR value of each `repeat K as k` index -> K
 
     def run(self) -> Program:
         if not self.module.decls and not self.reporter.errors:
@@ -155,9 +156,12 @@ class Unit:
             return None
         if self.reporter.count > before:
             return None
-        ir = verify(frame.func(decl.name, [leaf.atom for leaf in leaves(result)], decl.name_span))
+        n_aux = sum(len(leaves(v)) for v in result.values[1:]) if isinstance(result, Results) else 0
+        ir = replace(frame.func(decl.name, [leaf.atom for leaf in leaves(result)], decl.name_span), n_aux=n_aux)
+        ir = verify(ir)
         args = tuple(self._program_arg(sig, a) for a in sig.args)
-        return Function(decl.name, decl.kind, args, sig.result.to_program(), ir, decl.name_span)
+        return Function(decl.name, decl.kind, args, sig.result.to_program(), ir, decl.name_span,
+                        tuple(a.to_program() for a in sig.aux))
 
     def _static(self, sig: Signature, a) -> int:
         if sig.decl.kind == "meta" and a.name in self.constants:

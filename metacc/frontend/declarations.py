@@ -59,6 +59,11 @@ class Signature:
     result: ArgSig
     default_float: str              # dtype of numbers that meet no other operand (zeros(...), 0.0 carried)
     symbols: tuple[str, ...]        # dims named by the arguments' types
+    aux: tuple[ArgSig, ...] = ()    # the results after the first of `-> (loss: f32, acc: f32)`
+
+    @property
+    def results(self) -> tuple[ArgSig, ...]:
+        return (self.result,) + self.aux
 
     @property
     def name(self) -> str:
@@ -283,7 +288,7 @@ class Declarations:
                 failed = True
             except _Broken:
                 failed = True
-        result = self._result(d)
+        result, aux = self._results(d)
         if failed:
             return
         # dims named by tensor arguments and by the fields of task arguments are in scope in the body
@@ -292,14 +297,16 @@ class Declarations:
             if a.name in symbols:
                 raise MetaccError(f"`{a.name}` names both an argument and a dimension", a.span,
                                   hint="rename one of them")
-        missing = [s for s in result.type.symbols if s not in symbols] if result.type else []
-        if missing:
-            raise MetaccError(f"the result dimension `{missing[0]}` is not the dimension of any argument",
-                              d.result.span, hint="every symbolic dim of the result must appear in an argument's type")
+        for r in (result,) + aux:
+            missing = [s for s in r.type.symbols if s not in symbols] if r.type else []
+            if missing:
+                raise MetaccError(f"the result dimension `{missing[0]}` is not the dimension of any argument",
+                                  r.type_span, hint="every symbolic dim of the result must appear in an "
+                                                    "argument's type")
         if d.kind == "meta":
-            self._meta_rules(d, args, result)
-        self.signatures[d.name] = Signature(d, tuple(args), result, self._default_float(args + [result]),
-                                            tuple(symbols))
+            self._meta_rules(d, args, result, aux)
+        self.signatures[d.name] = Signature(d, tuple(args), result, self._default_float(args + [result, *aux]),
+                                            tuple(symbols), aux)
 
     def _with_default(self, a: ArgSig, p: A.Param) -> ArgSig:
         if p.default is None:
@@ -319,18 +326,47 @@ class Declarations:
             check_float_range(value, a.type.dtype, p.default.span, what="the default")
         return replace(a, default=value)
 
-    def _result(self, d: A.FnDecl) -> ArgSig:
-        r = self.arg_type("", d.result, d.result.span, None)
+    def _results(self, d: A.FnDecl) -> tuple[ArgSig, tuple[ArgSig, ...]]:
+        """The first result and the others (none unless the result is `-> (a: T, b: U, ...)`)."""
+        if not isinstance(d.result, A.TupleType):
+            return self._result("", d.result), ()
+        items = d.result.items
+        if len(items) == 1:
+            only = items[0]
+            raise MetaccError("a tuple result has at least two results", d.result.span,
+                              found=f"({only.name}: {only.type.name}...)",
+                              hint=f"write one result without parentheses: `-> {only.type.name}"
+                                   f"{'[...]' if only.type.dims else ''}`")
+        seen: dict[str, Span] = {}
+        for item in items:
+            if item.name in seen:
+                raise MetaccError(f"the result `{item.name}` is named twice", item.span,
+                                  notes=[("first named here", seen[item.name])],
+                                  hint="each result has its own name (it labels the output in Python)")
+            seen[item.name] = item.span
+        sigs = [self._result(item.name, item.type) for item in items]
+        return sigs[0], tuple(sigs[1:])
+
+    def _result(self, name: str, t: A.TypeExpr) -> ArgSig:
+        r = self.arg_type(name, t, t.span, None)
         if r.kind not in ("tensor", "params", "key"):
             raise MetaccError(f"a function returns a tensor or a params group, not {r.kind} `{r.type_name}`",
-                              d.result.span)
+                              t.span)
         return r
 
-    def _meta_rules(self, d: A.FnDecl, args: list[ArgSig], result: ArgSig):
+    def _meta_rules(self, d: A.FnDecl, args: list[ArgSig], result: ArgSig, aux: tuple[ArgSig, ...] = ()):
         if not (result.kind == "tensor" and result.type.rank == 0 and result.type.is_float):
-            raise MetaccError(f"meta {d.name} must return a float scalar (its meta-loss)", d.result.span,
+            first = f"the first result `{result.name}` of meta {d.name} must be" if aux \
+                else f"meta {d.name} must return"
+            raise MetaccError(f"{first} a float scalar (its meta-loss)", result.type_span,
                               expected="f32 or f64", found=result.type_name,
                               hint="reduce the loss with sum(...) or mean(...)")
+        for a in aux:
+            if not (a.kind == "tensor" and a.type.is_float):
+                raise MetaccError(f"the result `{a.name}` of meta {d.name} must be a float tensor: it is the "
+                                  f"mean over the task batch", a.type_span, expected="f32 or f64 (any shape)",
+                                  found=a.type_name,
+                                  hint="cast it, e.g. `acc: f32` and `return loss, mean(f32(argmax(z, axis=1) == y))`")
         if not any(a.kind == "params" for a in args):
             raise MetaccError(f"meta {d.name} takes no params group", d.name_span,
                               hint="the meta-gradient is taken with respect to params arguments, "

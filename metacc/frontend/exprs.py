@@ -9,10 +9,12 @@ from metacc.errors import MetaccError, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.arith import COMPARE, elementwise, logical, matmul, negate
 from metacc.frontend.context import Ctx, text_of
-from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text
+from metacc.frontend.values import DimValue, Number, Record, Results, Tensor, Tree, kind_text
 
 
-def lower_expr(ctx: Ctx, node) -> object:
+def lower_expr(ctx: Ctx, node, results: bool = False) -> object:
+    """The value of an expression. `results`: a call of a function with a tuple result may
+    give its Results whole (where they are destructured or returned), else that is an error."""
     kind = type(node)
     if kind is A.Num:
         return Number(node.value, node.span, text_of(node.span))
@@ -30,14 +32,21 @@ def lower_expr(ctx: Ctx, node) -> object:
             return negate(ctx, operand, node.span)
         return logical(ctx, "not", operand, None, node.span)
     if kind is A.Call:
-        from metacc.frontend.calls import lower_call
-        return lower_call(ctx, node)
+        from metacc.frontend.calls import lower_call, results_needs_destructuring
+        value = lower_call(ctx, node)
+        if isinstance(value, Results) and not results:
+            raise results_needs_destructuring(value, node.span)
+        return value
     if kind is A.Index:
         from metacc.frontend.indexing import lower_index
         return lower_index(ctx, node)
     if kind is A.Argmin:
         from metacc.frontend.differentiate import lower_argmin
         return lower_argmin(ctx, node)
+    if kind is A.TupleExpr:
+        raise MetaccError("a tuple (a, b) is not a value", node.span,
+                          hint="tuples are only results: `return a, b` in a function declared "
+                               "`-> (a: f32, b: f32)`, and `a, b = g(...)` to take them apart")
     if kind is A.ListExpr:
         raise MetaccError("a list [...] is not a value", node.span,
                           hint="lists are arguments of concat, stack, reshape, zeros, transpose, ...; "

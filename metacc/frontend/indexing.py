@@ -1,4 +1,5 @@
-"""Static indexing and slicing: `x[0:5, :]`, `x[:, 0]`, `x[-1]`.
+"""Static indexing and slicing: `x[0:5, :]`, `x[:, 0]`, `x[-1]`; and `alpha[k]` by the
+index of a `repeat K as k` loop (metacc.frontend.loop_index).
 
 Bounds are compile-time whole numbers. Slices lower to the `slice` primitive;
 an integer index is a one-element slice followed by a `reshape` that drops
@@ -10,6 +11,7 @@ from __future__ import annotations
 from metacc.errors import MetaccError
 from metacc.frontend import ast as A
 from metacc.frontend.context import Ctx, text_of
+from metacc.frontend import loop_index
 from metacc.frontend.convert import static_int
 from metacc.frontend.values import Record, Tensor, Tree, kind_text
 
@@ -30,6 +32,7 @@ def lower_index(ctx: Ctx, node: A.Index) -> Tensor:
         raise MetaccError(f"too many indices: `{text_of(node.obj.span)}` is {x.type} (rank {len(shape)}), "
                           f"indexed with {len(node.subscripts)}", node.span)
     starts, stops, steps, drop = [], [], [], []
+    by_index = []           # (axis, the loop index, its trip count, where it is written)
     subs = list(node.subscripts) + [None] * (len(shape) - len(node.subscripts))
     for axis, (dim, sub) in enumerate(zip(shape, subs)):
         if sub is None:
@@ -53,6 +56,13 @@ def lower_index(ctx: Ctx, node: A.Index) -> Tensor:
                 raise MetaccError(f"the slice selects nothing from an axis of size {dim}", sub.span)
             starts.append(start), stops.append(max(stop, start)), steps.append(step)
             continue
+        index = ctx.lookup(sub.id) if isinstance(sub, A.Name) else None
+        count = loop_index.trip_count(ctx, index)
+        if count is not None:           # x[k]: the whole axis now, the element after the slice
+            starts.append(0), stops.append(dim), steps.append(1)
+            by_index.append((axis, index, count, sub.span))
+            drop.append(axis)
+            continue
         i = static_int(ctx, sub, "an index")
         if isinstance(dim, str):
             raise MetaccError(f"cannot index axis {axis} of `{text_of(node.obj.span)}`: its size {dim} is symbolic",
@@ -63,6 +73,8 @@ def lower_index(ctx: Ctx, node: A.Index) -> Tensor:
         starts.append(i), stops.append(i + 1), steps.append(1)
         drop.append(axis)
     out = ctx.emit("slice", [x], node.span, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
+    for axis, index, count, span in by_index:
+        out = loop_index.take(ctx, ctx.tensor(out, node.span), axis, index, count, span, node.span).atom
     if drop:
         kept = tuple(d for axis, d in enumerate(out.type.shape) if axis not in drop)
         out = ctx.emit("reshape", [out], node.span, shape=kept)

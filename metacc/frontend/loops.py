@@ -16,6 +16,9 @@ Annotations, exactly:
                       transform how to trade memory for recomputation; the
                       values and gradients are unchanged
 Every scan gets a `label` param naming the source line, for explanations.
+
+`repeat K as k`: one more carried value counts the steps (metacc.frontend.loop_index),
+and the body sees k = i64(count); @truncate's second scan continues the count of the first.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 
 from metacc.errors import MetaccError, Span, did_you_mean
 from metacc.frontend import ast as A
+from metacc.frontend import loop_index
 from metacc.frontend.context import Ctx, Poisoned
 from metacc.frontend.convert import MAX_SIZE, as_tensor, static_int
 from metacc.frontend.frame import Frame
@@ -137,14 +141,16 @@ def lower_repeat(ctx: Ctx, node: A.Repeat) -> None:
     if not 1 <= k <= MAX_SIZE:
         raise MetaccError(f"repeat needs between 1 and {MAX_SIZE} steps, not {k}", node.count.span)
     plan = _annotations(ctx, node, k)
+    loop_index.check_index_name(node)
     carried = [n for n in A.assigned_names(node.body) if ctx.env.lookup(n) is not None]
     if not carried:
         raise MetaccError("this repeat changes nothing outside its body", node.span,
                           hint="a loop carries the variables defined before it that its body assigns, "
                                "e.g. `p = theta` before `repeat 5 { p = p - ... }`")
     values = [_initial(ctx, n, node) for n in carried]
+    index = loop_index.start_value() if node.index is not None else None
     for seg in _segments(k, plan):
-        values = _scan(ctx, node, carried, values, seg, plan.checkpoint)
+        values, index = _scan(ctx, node, carried, values, seg, plan.checkpoint, index, k)
     for name, value in zip(carried, values):
         ctx.env.assign(name, value)
 
@@ -159,7 +165,9 @@ def _initial(ctx: Ctx, name: str, node: A.Repeat):
     raise MetaccError(f"`{name}` is {kind_text(value)} and cannot be carried by a loop", node.span)
 
 
-def _scan(ctx: Ctx, node: A.Repeat, names: list[str], values: list, seg: Segment, checkpoint):
+def _scan(ctx: Ctx, node: A.Repeat, names: list[str], values: list, seg: Segment, checkpoint, index, k: int):
+    """One scan of the loop (two for @truncate); `index`: the loop index's value before it
+    (None without `as k`). Returns the carried values and the index after it."""
     sub = Frame(ctx.frame, node.span)
     env = ctx.env.child()
     for name, value in zip(names, values):
@@ -167,21 +175,27 @@ def _scan(ctx: Ctx, node: A.Repeat, names: list[str], values: list, seg: Segment
                   for path, leaf in zip(leaf_paths(value), leaves(value))]
         env.assign(name, rebuild(value, inputs))
     body_ctx = ctx.but(frame=sub, env=env, first_order=ctx.first_order or seg.first_order)
+    if index is not None:
+        count = sub.input("step_count", loop_index.COUNT_TYPE)
+        env.assign(node.index, loop_index.bind(body_ctx, count, node, k))
     before = ctx.unit.reporter.count
     run_statements(body_ctx, node.body, in_loop=True)
     if ctx.unit.reporter.count > before:
         raise Poisoned("repeat body")
     finals = [_final(body_ctx, name, value, node) for name, value in zip(names, values)]
     outs = [leaf.atom for v in finals for leaf in leaves(v)]
+    if index is not None:
+        outs.append(loop_index.step(body_ctx, count, node.span))
     body = sub.func("repeat_body" + ("_first_order" if seg.first_order else ""), outs, node.span, consts_first=True)
     consts = sub.captured_outer()
-    init = [leaf.atom for v in values for leaf in leaves(v)]
+    init = [leaf.atom for v in values for leaf in leaves(v)] + ([index] if index is not None else [])
     label = f"repeat at {node.span.short()}" + (f" ({seg.note})" if seg.note else "")
     params = dict(body=body, length=seg.length, n_consts=len(consts), n_carry=len(init), reverse=False, label=label)
     if checkpoint:
         params["checkpoint"] = dict(checkpoint)
     # the carries leave the loop under the names of the values they carry (`p.w1`)
     out_names = [_leaf_name(name, path) for name, value in zip(names, values) for path in leaf_paths(value)]
+    out_names += ["step_count"] if index is not None else []
     results = ctx.frame.emit("scan", consts + init, node.span, names=out_names, **params)
     new_values, i = [], 0
     for name, value in zip(names, values):
@@ -191,7 +205,7 @@ def _scan(ctx: Ctx, node: A.Repeat, names: list[str], values: list, seg: Segment
             new_leaves.append(Tensor(atom, node.span, atom.name))
         new_values.append(rebuild(value, new_leaves, origin=node.span, desc=name))
         i += n
-    return new_values
+    return new_values, (results[i] if index is not None else None)
 
 
 def _leaf_name(name: str, path: str) -> str:

@@ -73,7 +73,8 @@ def _too_deep(tree, source: Source, limit: int | None = MAX_DEPTH) -> MetaccErro
 
 # rules above the expressions: the location of a too-deep expression is its outermost expression node
 _NOT_EXPRESSIONS = {"start", "params_decl", "task_decl", "fn_decl", "meta_decl", "block", "assign",
-                    "return_stmt", "repeat_stmt", "arg_list", "arg", "type", "annotation", "call_args"}
+                    "destructure", "return_stmt", "result_tuple", "result_item", "repeat_stmt", "arg_list",
+                    "arg", "type", "annotation", "call_args"}
 
 
 def _span_of(tree, source: Source) -> Span | None:

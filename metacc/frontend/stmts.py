@@ -9,14 +9,14 @@ from dataclasses import replace
 
 from metacc.errors import MetaccError
 from metacc.frontend import ast as A
-from metacc.frontend.context import Ctx, Poisoned
-from metacc.frontend.values import POISON, Record, Tensor, Tree, rebuild
+from metacc.frontend.context import Ctx, Poisoned, text_of
+from metacc.frontend.values import POISON, Record, Results, Tensor, Tree, kind_text, rebuild
 
 
 def run_statements(ctx: Ctx, stmts, in_loop: bool = False) -> None:
     for stmt in stmts:
         try:
-            if isinstance(stmt, A.Assign):
+            if isinstance(stmt, (A.Assign, A.Destructure)):
                 lower_assign(ctx, stmt)
             elif isinstance(stmt, A.Repeat):
                 from metacc.frontend.loops import lower_repeat
@@ -35,17 +35,45 @@ def run_statements(ctx: Ctx, stmts, in_loop: bool = False) -> None:
 def _poison(ctx: Ctx, stmt) -> None:
     if isinstance(stmt, A.Assign):
         ctx.env.assign(stmt.target, POISON)
+    elif isinstance(stmt, A.Destructure):
+        for name in stmt.targets:
+            ctx.env.assign(name, POISON)
     elif isinstance(stmt, A.Repeat):
         for name in A.assigned_names(stmt.body):
             if ctx.env.lookup(name) is not None:
                 ctx.env.assign(name, POISON)
 
 
-def lower_assign(ctx: Ctx, stmt: A.Assign) -> None:
+def lower_assign(ctx: Ctx, stmt: A.Assign | A.Destructure) -> None:
     from metacc.frontend.exprs import lower_expr
+    if isinstance(stmt, A.Destructure):
+        _destructure(ctx, stmt, lower_expr(ctx, stmt.value, results=True))
+        return
     # a variable may shadow a dim name (`q = ...` next to a task dim q): variables are looked up first
     value = lower_expr(ctx, stmt.value)
     ctx.env.assign(stmt.target, name_value(ctx, value, stmt.target))
+
+
+def _destructure(ctx: Ctx, stmt: A.Destructure, value) -> None:
+    """`a, b = g(...)`: one name per result of a function with a tuple result."""
+    seen: dict[str, object] = {}
+    for name, span in zip(stmt.targets, stmt.target_spans):
+        if name in seen and name != "_":          # `_` marks a result not used: it may repeat
+            raise MetaccError(f"`{name}` is assigned twice in one destructuring", span,
+                              notes=[("first here", seen[name])], hint="give each result its own name")
+        seen[name] = span
+    if not isinstance(value, Results):
+        raise MetaccError(f"tuple assignment is not supported for one value: `{text_of(stmt.value.span)}` is "
+                          f"{kind_text(value)}", stmt.comma_span,
+                          hint="assign one name per statement: `a = ...` then `b = ...`; `a, b = g(...)` takes "
+                               "apart the results of a function declared `-> (a: f32, b: f32)`")
+    if len(value.values) != len(stmt.targets):
+        raise MetaccError(f"`{value.desc}` returns {len(value.values)} results ({', '.join(value.names)}), "
+                          f"but {len(stmt.targets)} names are assigned", stmt.target_spans[0],
+                          expected=", ".join(value.names), found=", ".join(stmt.targets),
+                          hint="name every result; a name you do not use, such as `_`, is fine")
+    for name, v in zip(stmt.targets, value.values):
+        ctx.env.assign(name, name_value(ctx, v, name))
 
 
 def name_value(ctx: Ctx, value, name: str):

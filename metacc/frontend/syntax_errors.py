@@ -50,10 +50,10 @@ CASES: dict[str, Case] = {
         "a call cannot stand alone as a statement",
         "metacc functions have no side effects: assign the value, e.g. `y = f(x)`",
         (_FN.format("f(x) return x"),), match="value"),
-    "tuple_assign": Case(
-        "tuple assignment is not supported",
-        "assign one name per statement: `a = ...` then `b = ...`",
-        (_FN.format("a, b = x return x"),), match="value"),
+    "unnamed_results": Case(
+        "each result of a tuple result needs a name",
+        "write `-> (loss: f32, acc: f32)`: the names label the outputs (the first is the one differentiated)",
+        ("fn f(x: f32) -> (f32, f32) { return x, x }", "meta m(x: f32) -> (f32) { return x }"), match="state"),
     "compare_statement": Case(
         "`==` compares two values; assignment is a single `=`",
         None,

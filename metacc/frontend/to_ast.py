@@ -93,6 +93,13 @@ class ToAst(Transformer):
     def meta_decl(self, meta, items):
         return self._fn("meta", meta, items)
 
+    def result_tuple(self, meta, items):
+        return A.TupleType(tuple(items), self._span(meta))
+
+    def result_item(self, meta, items):
+        name, typ = items
+        return A.ResultItem(str(name), typ, self._span(meta))
+
     def arg_list(self, meta, items):
         return tuple(items)
 
@@ -134,16 +141,43 @@ class ToAst(Transformer):
         name, value = items
         return A.Assign(str(name), value, self._span(meta), self._tspan(name))
 
+    def destructure(self, meta, items):
+        *names, value = items
+        spans = tuple(self._tspan(n) for n in names)
+        return A.Destructure(tuple(str(n) for n in names), value, self._span(meta), spans,
+                             self._comma_after(names[0]))
+
+    def _comma_after(self, tok: Token) -> Span:
+        """The span of the first `,` after tok (lark drops anonymous tokens from the tree)."""
+        line, col = tok.end_line, tok.end_column
+        while line <= len(self.source.text.splitlines()):
+            at = self.source.line(line).find(",", col - 1)
+            if at >= 0:
+                return Span(self.source, line, at + 1, line, at + 2)
+            line, col = line + 1, 1
+        return self._tspan(tok)
+
     def return_stmt(self, meta, items):
-        (value,) = items
-        return A.Return(value, self._span(meta))
+        if len(items) == 1:
+            return A.Return(items[0], self._span(meta))
+        first, last = items[0].span, items[-1].span
+        values = A.TupleExpr(tuple(items), Span(self.source, first.line, first.col, last.end_line, last.end_col),
+                             parens=False)
+        return A.Return(values, self._span(meta))
+
+    def tuple(self, meta, items):
+        return A.TupleExpr(tuple(items), self._span(meta), parens=True)
 
     def repeat_stmt(self, meta, items):
-        count, *annotations, body = items
+        count, *rest = items
+        index = rest.pop(0) if rest and isinstance(rest[0], Token) else None
+        *annotations, body = rest
         # the header ends where the body's '{' begins: point errors there, not at the whole loop
-        last = annotations[-1].span if annotations else count.span
+        last = annotations[-1].span if annotations else self._tspan(index) if index is not None else count.span
         header = Span(self.source, meta.line, meta.column, last.end_line, last.end_col)
-        return A.Repeat(count, tuple(annotations), body, header)
+        return A.Repeat(count, tuple(annotations), body, header,
+                        str(index) if index is not None else None,
+                        self._tspan(index) if index is not None else None)
 
     def count_int(self, meta, items):
         (tok,) = items

@@ -99,6 +99,16 @@ def _under(path: str, prefix: str) -> bool:
     return not prefix or path == prefix or path.startswith(prefix + ".")
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Results:
+    """The results of a function with a tuple result (`-> (loss: f32, acc: f32)`): what a call of
+    it gives, to be destructured (`loss, acc = g(...)`), and what its `return a, b` gives."""
+    values: tuple
+    names: tuple[str, ...]
+    origin: Span | None
+    desc: str
+
+
 class Poison:
     """The value of an expression whose error was already reported."""
 
@@ -108,7 +118,7 @@ class Poison:
 
 POISON = Poison()
 
-Value = Tensor | Number | DimValue | Tree | Record | Poison
+Value = Tensor | Number | DimValue | Tree | Record | Results | Poison
 
 
 def leaves(value) -> tuple[Tensor, ...]:
@@ -117,6 +127,8 @@ def leaves(value) -> tuple[Tensor, ...]:
         return (value,)
     if isinstance(value, (Tree, Record)):
         return value.leaves
+    if isinstance(value, Results):
+        return tuple(leaf for v in value.values for leaf in leaves(v))
     raise TypeError(value)
 
 
@@ -149,6 +161,8 @@ def kind_text(value) -> str:
         return value.group.name
     if isinstance(value, Record):
         return f"task {value.task.name}" + (f" (.{value.prefix})" if value.prefix else "")
+    if isinstance(value, Results):
+        return f"{len(value.values)} results ({', '.join(value.names)})"
     return "an erroneous value"
 
 

@@ -61,6 +61,9 @@ class Func:
     eqns: tuple[Eqn, ...]
     outs: tuple[Atom, ...]
     span: Span | None = None
+    # the last n_aux outputs are auxiliary (a function's `-> (loss: f32, acc: f32)` beyond its
+    # first result): computed beside the value and never differentiated (metacc.pipeline)
+    n_aux: int = 0
 
     @property
     def in_types(self) -> tuple[TensorType, ...]:
@@ -69,6 +72,12 @@ class Func:
     @property
     def out_types(self) -> tuple[TensorType, ...]:
         return tuple(a.type for a in self.outs)
+
+    def without_aux(self) -> "Func":
+        """The function of its differentiated outputs only (the auxiliary ones dropped)."""
+        if not self.n_aux:
+            return self
+        return Func(self.name, self.ins, self.eqns, self.outs[:len(self.outs) - self.n_aux], self.span)
 
     def symbols(self) -> list[str]:
         """Symbolic dims bound by the inputs, in order of first appearance."""

@@ -26,6 +26,7 @@ class Build:
     batched: tuple[bool, ...] | None = None   # a flag per input of a task-range kernel; None: one call
     reduce: tuple[str, ...] | None = None     # per output of a task-range kernel: mean, sum or stack
     n_primal: int = 0                    # outputs of the function before it was differentiated
+    n_aux: int = 0                       # of those, the auxiliary ones (last; never differentiated)
     descs: tuple = ()                    # one description per hoisted diagnostic output
     fusion: object = None                # the fusion plan (metacc.backend.fusion)
     writer: object = None                # the kernel writer with its buffers planned (metacc.backend.plan)

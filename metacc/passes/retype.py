@@ -44,7 +44,7 @@ def retype(fn: Func, dtype: str, env: dict | None = None) -> Func:
     ins = tuple(var(v) for v in fn.ins)
     eqns = tuple(Eqn(e.prim, tuple(atom(a) for a in e.ins), tuple(var(v) for v in e.outs),
                      params(e.params), e.span) for e in fn.eqns)
-    return Func(fn.name, ins, eqns, tuple(atom(a) for a in fn.outs), fn.span)
+    return Func(fn.name, ins, eqns, tuple(atom(a) for a in fn.outs), fn.span, fn.n_aux)
 
 
 def retype_program(program: Program, dtype: str) -> Program:
@@ -59,6 +59,7 @@ def retype_program(program: Program, dtype: str) -> Program:
     out.groups = {k: replace(g, fields=tuple(field(f) for f in g.fields)) for k, g in program.groups.items()}
     out.tasks = {k: replace(t, fields=tuple(field(f) for f in t.fields)) for k, t in program.tasks.items()}
     out.functions = {k: replace(f, args=tuple(arg(a) for a in f.args), result=arg(f.result),
+                                aux=tuple(arg(a) for a in f.aux),
                                 ir=retype(f.ir, dtype))
                      for k, f in program.functions.items()}
     return out
