@@ -22,6 +22,7 @@ for _cls in (optim.SGD, optim.Adam):
 _wrap(tasks.SinusoidFamily, ("__init__", "draw", "tasks_for", "sample"))
 _wrap(tasks.TaskBatcher, ("__init__", "__next__"))
 _wrap(episodes.Episodes, ("__init__", "draw", "tasks_for", "sample"))
+_wrap(episodes.ClassBatches, ("__init__", "__next__"))
 _wrap(episodes.ClassSplit, ("__init__",))
 episodes.mean_ci95 = _api(episodes.mean_ci95)
 episodes.ClassSplit.random = classmethod(_api(episodes.ClassSplit.random.__func__))

@@ -215,10 +215,7 @@ class Episodes:
         for split, rows in (("support", draw.support), ("query", draw.query)):
             x = self.images[rows].astype(self.dtype, copy=False)          # [T, N, n, h, w, c]
             if self.rotations:
-                for r in range(1, TURNS):                                  # one call per turn, not per image
-                    hit = draw.turns == r
-                    if hit.any():
-                        x[hit] = np.rot90(x[hit], r, axes=(2, 3))
+                _turn(x, draw.turns)
             per = rows.shape[2]
             y = np.broadcast_to(np.repeat(np.arange(self.ways, dtype=np.int64), per), (n_tasks, self.ways * per))
             out[split] = {"x": np.ascontiguousarray(x.reshape(n_tasks, self.ways * per, *x.shape[3:])),
@@ -228,6 +225,76 @@ class Episodes:
     def sample(self, rng: np.random.Generator, n_tasks: int) -> dict:
         """A batch of n_tasks fresh episodes (draw, then gather)."""
         return self.tasks_for(self.draw(rng, n_tasks))
+
+
+def _turn(x: np.ndarray, turns: np.ndarray) -> np.ndarray:
+    """x [*turns.shape, ..., h, w, c], each item turned turns[...] quarter turns counterclockwise, in place."""
+    for r in range(1, TURNS):                                          # one call per turn, not per image
+        hit = turns == r
+        if hit.any():
+            x[hit] = np.rot90(x[hit], r, axes=(-3, -2))
+    return x
+
+
+class ClassBatches:
+    """Mini-batches of labelled images from a set of classes, for pretraining a baseline
+    classifier on all meta-training classes (the "pretrain, then fine-tune" baseline):
+
+        batches = ClassBatches(images, labels, split.train, batch_size=64, rng=rng)
+        batch = next(batches)       # {'x': f32[64, h, w, c], 'y': i64[64]} labels 0..n_classes-1
+
+    Labels are positions in `classes` (class classes[i] is label i); with rotations=True
+    each image is turned a random number r of quarter turns and labelled 4i + r, the same
+    extra classes as Episodes(rotations=True). Each epoch visits every image once in a fresh
+    order; every batch is full (an epoch's last incomplete batch is left out)."""
+
+    def __init__(self, images, labels, classes, batch_size: int, rng: np.random.Generator, *,
+                 rotations: bool = False, dtype="f32"):
+        where = "ClassBatches"
+        images, labels = np.asarray(images), np.asarray(labels)
+        if images.ndim != 4 or labels.shape != images.shape[:1]:
+            raise MetaccError(f"{where}: images must be [n, height, width, channels] with one label each",
+                              found=f"images {images.shape}, labels {labels.shape}")
+        self.classes = _class_ids(classes, "classes", where)
+        self.rng = check_rng(rng, where)
+        self.rotations = bool(rotations)
+        if self.rotations and images.shape[1] != images.shape[2]:
+            raise MetaccError(f"{where}: rotations need square images", found=f"{images.shape[1]}x{images.shape[2]}")
+        self.dtype = as_dtype(dtype, where)
+        position = {c: i for i, c in enumerate(self.classes.tolist())}
+        self._rows = np.flatnonzero(np.isin(labels, self.classes))
+        self._label = np.array([position[c] for c in labels[self._rows].tolist()], np.int64)
+        self.batch_size = check_count(batch_size, "batch_size", where)
+        if self.batch_size > len(self._rows):
+            raise MetaccError(f"{where}: batch_size is larger than the number of images of these classes",
+                              expected=f"at most {len(self._rows)}", found=str(self.batch_size))
+        self.images = images
+        self.epoch = 0
+        self._order = np.arange(0)
+        self._at = 0
+
+    @property
+    def n_classes(self) -> int:
+        """The number of labels: len(classes), four times that with rotations."""
+        return len(self.classes) * (TURNS if self.rotations else 1)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        if self._at + self.batch_size > len(self._order):
+            self._order = self.rng.permutation(len(self._rows))
+            self._at = 0
+            self.epoch += 1
+        pick = self._order[self._at:self._at + self.batch_size]
+        self._at += self.batch_size
+        x = self.images[self._rows[pick]].astype(self.dtype, copy=True)
+        y = self._label[pick]
+        if self.rotations:
+            turns = self.rng.integers(0, TURNS, size=len(pick))
+            _turn(x, turns)
+            y = y * TURNS + turns
+        return {"x": np.ascontiguousarray(x), "y": np.ascontiguousarray(y, dtype=np.int64)}
 
 
 def mean_ci95(values) -> tuple[float, float]:

@@ -7,8 +7,8 @@ makes 20 instances of each by seeded distortion, standing in for the 20 drawers:
 
 - classes: every glyph with some extent (not a dot or a comma: those become blobs
   once scaled to fill the box), fonts as the groups ("alphabets"). The fonts repeat
-  one another (roman simplex, duplex and triplex share letters; 'o' and 'O' are one
-  shape once scaled), so glyphs whose plain rendering is nearly the same as an
+  one another (light and medium weights of one face share letters; 'w' and 'W' are
+  one shape once scaled), so glyphs whose plain rendering is nearly the same as an
   earlier glyph's (cosine similarity above DUPLICATE) are dropped: two classes no
   learner could tell apart would cap every accuracy below 100%.
 - an instance: the glyph scaled to fill about 13 to 20 pixels of 28, then a random

@@ -191,3 +191,36 @@ def test_mean_ci95_is_196_standard_errors():
     assert mean == 0.5 and abs(half - 1.96 * 0.5 / np.sqrt(600)) < 1e-15
     with pytest.raises(MetaccError, match="two episodes"):
         mean_ci95([0.9])
+
+
+def test_class_batches_label_by_position_and_visit_every_image_once_per_epoch():
+    from metacc.runtime.episodes import ClassBatches
+    classes = np.array([7, 2, 5])
+    batches = ClassBatches(IMAGES, LABELS, classes, batch_size=6, rng=np.random.default_rng(0))
+    assert batches.n_classes == 3
+    seen = []
+    for _ in range(3):                                    # 18 images of 3 classes: one epoch
+        b = next(batches)
+        assert b["x"].shape == (6, SIDE, SIDE, 1) and b["x"].dtype == np.float32 and b["y"].dtype == np.int64
+        rows = [_row(img) for img in b["x"]]
+        assert [LABELS[r] for r in rows] == classes[b["y"]].tolist()
+        seen += rows
+    assert sorted(seen) == sorted(np.flatnonzero(np.isin(LABELS, classes)).tolist())
+    assert batches.epoch == 1 and next(batches) and batches.epoch == 2
+    again = ClassBatches(IMAGES, LABELS, classes, batch_size=6, rng=np.random.default_rng(0))
+    assert np.array_equal(next(again)["x"], ClassBatches(IMAGES, LABELS, classes, batch_size=6,
+                                                         rng=np.random.default_rng(0)).__next__()["x"])
+
+
+def test_class_batches_with_rotations_label_each_turn():
+    from metacc.runtime.episodes import ClassBatches
+    batches = ClassBatches(IMAGES, LABELS, [0, 1, 2, 3], batch_size=24, rng=np.random.default_rng(1),
+                           rotations=True)
+    b = next(batches)
+    assert batches.n_classes == 16 and set((b["y"] % 4).tolist()) == {0, 1, 2, 3}
+    corner = {0: (0, 0), 1: (SIDE - 1, 0), 2: (SIDE - 1, SIDE - 1), 3: (0, SIDE - 1)}
+    for img, y in zip(b["x"][..., 0], b["y"]):
+        assert np.unravel_index(np.argmax(img), img.shape) == corner[int(y) % 4]
+        assert LABELS[_row(img)] == y // 4
+    with pytest.raises(MetaccError, match="batch_size is larger"):
+        ClassBatches(IMAGES, LABELS, [0], batch_size=7, rng=np.random.default_rng(0))
