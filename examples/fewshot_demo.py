@@ -4,7 +4,7 @@
     python examples/fewshot_demo.py --data ~/omniglot  # real Omniglot, a local copy (Finn et al.'s split)
     python examples/fewshot_demo.py --iterations 3 --test-episodes 4 --filters 4 --out /tmp/fs   # tiny
 
-1. Meta-trains the Conv4 network of examples/fewshot_conv4.meta (Finn et al. 2017: four
+1. Meta-trains the Conv4 network of examples/fewshot/conv4.meta (Finn et al. 2017: four
    blocks of 3x3 convolution, batch norm, ReLU, 2x2 max-pool; --filters of them per block,
    Finn et al. use 64) on 5-way episodes of the meta-training classes with four methods:
    MAML (second order), first-order MAML, ANIL (only the head adapts) and R2-D2 (a
@@ -43,7 +43,7 @@ from metacc.runtime.progress import log_compiles
 from metacc.runtime.train import progress_bar, train
 
 HERE = Path(__file__).resolve().parent
-PROGRAM = HERE / "fewshot_conv4.meta"
+PROGRAM = HERE / "fewshot" / "conv4.meta"    # not examples/*.meta: it has no driver of its own (this demo is it)
 PROGRAM_FILTERS = 16            # every 16 in the program is the filter count (--filters rewrites it)
 PROGRAM_CLASSES = 600           # the baseline classifier's width in the program (rewritten to the data's)
 WAYS = 5
@@ -60,7 +60,7 @@ def parse(argv):
     ap.add_argument("--data", type=Path, default=None,
                     help="a local copy of Omniglot (images_background/, images_evaluation/); "
                          "default: the hershey-omniglot-standin")
-    ap.add_argument("--iterations", type=int, default=300, help="outer steps per meta-learner")
+    ap.add_argument("--iterations", type=int, default=600, help="outer steps per meta-learner")
     ap.add_argument("--pretrain-iterations", type=int, default=None,
                     help="mini-batch steps of the baseline (default: 8 x --iterations, about the images "
                          "forward and backward of a MAML run: its steps are ~8 times cheaper)")
@@ -90,7 +90,7 @@ def parse(argv):
 
 
 def program_text(filters: int, classes: int) -> str:
-    """fewshot_conv4.meta with its filter count and baseline classifier width replaced."""
+    """fewshot/conv4.meta with its filter count and baseline classifier width replaced."""
     text = PROGRAM.read_text()
     text = re.sub(rf"\b{PROGRAM_FILTERS}\b", str(filters), text)
     return re.sub(rf"\b{PROGRAM_CLASSES}\b", str(classes), text)
@@ -116,7 +116,7 @@ class Learner:
 def adapt(mod, learner, zero_head, sx, sy, qx, alpha, at=EVAL_AT):
     """Predicted query labels after each number of SGD steps in `at`: {steps: labels [N*Q]}.
 
-    The same rule as the inner loops of fewshot_conv4.meta, one compiled gradient of `ce`
+    The same rule as the inner loops of fewshot/conv4.meta, one compiled gradient of `ce`
     (or of `head_ce` for ANIL) per step; batch norm uses the statistics of the batch it is
     given (the support set while adapting, the query set when classifying)."""
     if learner.kind == "ridge":
@@ -241,7 +241,8 @@ def run(args):
     finished = time.perf_counter()
 
     results = summarise(args, data, split, curves, histories,
-                        {"load data and program": loaded - started, "train (compiling on first calls)": trained - loaded,
+                        {"load data and program": loaded - started,
+                         "train (compiling on first calls)": trained - loaded,
                          "evaluate": finished - trained})
     print_table(results)
     written = write(args, mod, learners, zero_head, results, shown, data.name)

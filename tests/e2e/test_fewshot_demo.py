@@ -39,7 +39,7 @@ def test_program_rewrites_only_the_filter_count_and_the_classifier_width(demo):
     text = demo.program_text(4, 7)
     assert not re.search(rf"\b({demo.PROGRAM_FILTERS}|{demo.PROGRAM_CLASSES})\b",
                          "\n".join(line.split("#")[0] for line in text.splitlines()))
-    program = load_source(text, "fewshot_conv4.meta")
+    program = load_source(text, "conv4.meta")
     assert _shape(program, "Body", "w1") == (3, 3, 1, 4) and _shape(program, "Body", "w4") == (3, 3, 4, 4)
     assert _shape(program, "Body", "g2") == (4,)
     assert _shape(program, "Head", "w") == (4, 5) and _shape(program, "Classifier", "w") == (4, 7)
