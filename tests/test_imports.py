@@ -32,7 +32,7 @@ OPTIONAL_HEAVY = ("lark", "numba", "matplotlib", "tqdm", "sklearn", "HersheyFont
 COMPILER_ONLY = ("metacc.frontend", "metacc.ad")
 
 # today's counts (issue 10 brings them to 0); lower them, never raise them
-IMPORTS_IN_FUNCTIONS_TODAY = 98
+IMPORTS_IN_FUNCTIONS_TODAY = 97
 RUNTIME_COMPILER_IMPORTS_TODAY = 0
 MODULES_IN_CYCLES_TODAY = 31
 

@@ -24,15 +24,14 @@ from metacc.disconnected import (DisconnectedWarning, collecting, emit, replay, 
                                  report, warn_disconnected)
 
 
-# primitives whose outputs never carry a derivative, whatever their inputs
-BLOCKING = {"stop_gradient", "sign", "argmax", "one_hot", "key_fold", "rng_uniform", "rng_normal",
-            "full", "eye", "iota", "dim_size"}
+# primitives whose outputs never carry a derivative, whatever their inputs: those declared
+# nondiff (comparisons, logic, randomness, creation, argmax), and two whose derivative is zero
+BLOCKING = frozenset(n for n, p in PRIMS.items() if p.nondiff) | {"stop_gradient", "sign"}
 
 
 def eqn_active_outs(e: Eqn, act_in: list[bool]) -> list[bool]:
-    fam = PRIMS[e.prim].family
     floats = [v.type.is_float for v in e.outs]
-    if e.prim in BLOCKING or fam in ("compare", "logic"):
+    if e.prim in BLOCKING:
         return [False] * len(e.outs)
     if e.prim == "cast":
         return [act_in[0] and floats[0]]

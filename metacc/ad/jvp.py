@@ -7,13 +7,13 @@ the output tangents. Elementwise primitives share the partials table
 """
 from __future__ import annotations
 
-from metacc.ad.conv_rules import CONV_JVP
 from metacc.ad.partials import MINUS_ONE, ONE, partials
 from metacc.ad.util import add_any, broadcast, differentiable, materialize
 from metacc.errors import InternalError
 from metacc.ir.builder import Builder
 from metacc.ir.core import Func, Var
-from metacc.ir.prims import BINARY, PRIMS, UNARY
+from metacc.ir.primitives.rulekit import max_mask  # noqa: F401  (today's name: metacc.ad.vjp imports it)
+from metacc.ir.prims import PRIMS
 
 JVP_RULES: dict = {}
 
@@ -29,103 +29,23 @@ def _elementwise(b, ins, outs, tans, prim, **params):
     return [total]
 
 
-for _p in UNARY + BINARY + ("ipow",):
-    JVP_RULES[_p] = (lambda prim: lambda b, ins, outs, tans, **prm: _elementwise(b, ins, outs, tans, prim, **prm))(_p)
+def _from_partials(prim: str):
+    return lambda b, ins, outs, tans, **prm: _elementwise(b, ins, outs, tans, prim, **prm)
 
 
-def _same_op(prim):
-    """Linear structural ops: the tangent goes through the same op."""
-    def rule(b, ins, outs, tans, **params):
-        (t,) = tans
-        return [None if t is None else b.emit(prim, t, **params)[0]]
-    return rule
+def _no_derivative(b, ins, outs, tans, **_):
+    return [None] * len(outs)
 
 
-for _p in ("reshape", "transpose", "broadcast_to", "sum_to", "slice", "pad", "reduce_sum"):
-    JVP_RULES[_p] = _same_op(_p)
-
-
-def _select(b, ins, outs, tans, **_):
-    c, x, y = ins
-    _, tx, ty = tans
-    if tx is None and ty is None:
-        return [None]
-    zero = b.lit(0.0, outs[0].type.dtype)
-    return [broadcast(b, b.select(c, tx if tx is not None else zero, ty if ty is not None else zero),
-                      outs[0].type.shape)]
-
-
-def _cast(b, ins, outs, tans, dtype, **_):
-    (t,) = tans
-    if t is None or not outs[0].type.is_float:
-        return [None]
-    return [b.cast(t, dtype=dtype)]
-
-
-def _concatenate(b, ins, outs, tans, axis, **_):
-    if all(t is None for t in tans):
-        return [None]
-    parts = [materialize(b, t, x.type) for t, x in zip(tans, ins)]
-    return [b.concatenate(*parts, axis=axis)]
-
-
-def _keep_shape(x_type, axes, keepdims_out):
-    axes = tuple(a % x_type.rank for a in axes)
-    return tuple(1 if i in axes else d for i, d in enumerate(x_type.shape))
-
-
-def max_mask(b, x, out, axes, keepdims):
-    """1 where x attains its max (over axes), divided by the number of ties."""
-    kshape = _keep_shape(x.type, axes, keepdims)
-    outk = out if keepdims else b.reshape(out, shape=kshape)
-    mask = b.cast(b.eq(x, outk), dtype=x.type.dtype, name="argmax_mask")
-    count = b.reduce_sum(mask, axes=tuple(axes), keepdims=True, name="ties")
-    return b.div(mask, count, name="max_weight"), kshape
-
-
-def _reduce_max(b, ins, outs, tans, axes, keepdims=False, **_):
-    (t,) = tans
-    if t is None:
-        return [None]
-    weight, _ = max_mask(b, ins[0], outs[0], axes, keepdims)
-    return [b.reduce_sum(b.mul(weight, t), axes=tuple(axes), keepdims=keepdims)]
-
-
-def _matmul(b, ins, outs, tans, **_):
-    a, c = ins
-    ta, tc = tans
-    left = None if ta is None else b.matmul(ta, c)
-    right = None if tc is None else b.matmul(a, tc)
-    return [add_any(b, left, right)]
-
-
-def _solve(b, ins, outs, tans, **_):
-    a, _ = ins
-    ta, tb = tans
-    x = outs[0]
-    rhs = tb
-    if ta is not None:
-        rhs = add_any(b, rhs, b.neg(b.matmul(ta, x)))
-    return [None if rhs is None else b.solve(a, rhs)]
-
-
-JVP_RULES.update({
-    "select": _select,
-    "cast": _cast,
-    "stop_gradient": lambda b, ins, outs, tans, **_: [None],
-    "straight_through": lambda b, ins, outs, tans, **_: [tans[1]],
-    "concatenate": _concatenate,
-    "reduce_max": _reduce_max,
-    "matmul": _matmul,
-    "solve": _solve,
-})
-JVP_RULES.update(CONV_JVP)
-
-# no derivative: integer, boolean, key and creation primitives
-for _p, _prim in PRIMS.items():
-    if _prim.family in ("compare", "logic", "random", "create", "effect") or _p in ("argmax", "sign"):
-        if _p != "sign":
-            JVP_RULES[_p] = lambda b, ins, outs, tans, **_: [None] * len(outs)
+# derived from the declarations: partials (pointwise), a JVP rule, or none (integers, booleans,
+# keys, creation); scan, call, argmin and cg_solve have control rules (metacc.ad.loops)
+for _name, _prim in PRIMS.items():
+    if _prim.partials is not None:
+        JVP_RULES[_name] = _from_partials(_name)
+    elif _prim.jvp is not None:
+        JVP_RULES[_name] = _prim.jvp
+    elif _prim.nondiff:
+        JVP_RULES[_name] = _no_derivative
 
 
 def jvp_inline(b: Builder, fn: Func, args, arg_tans) -> tuple[list, list]:

@@ -12,14 +12,13 @@ followed by a backward sweep over the active equations in reverse.
 from __future__ import annotations
 
 from metacc.ad.activity import active_vars, cuts
-from metacc.ad.conv_rules import CONV_VJP
-from metacc.ad.jvp import _name_new, max_mask
+from metacc.ad.jvp import _name_new
 from metacc.ad.partials import MINUS_ONE, ONE, partials
-from metacc.ad.util import add_any, broadcast, differentiable, materialize, sum_to
+from metacc.ad.util import add_any, differentiable, materialize, sum_to
 from metacc.errors import InternalError
 from metacc.ir.builder import Builder
 from metacc.ir.core import Func, Lit, Var
-from metacc.ir.prims import BINARY, PRIMS, UNARY
+from metacc.ir.prims import PRIMS
 
 VJP_RULES: dict = {}
 
@@ -36,99 +35,22 @@ def _elementwise(b, ins, outs, gs, prim, **params):
     return bars
 
 
-for _p in UNARY + BINARY + ("ipow",):
-    VJP_RULES[_p] = (lambda prim: lambda b, ins, outs, gs, **prm: _elementwise(b, ins, outs, gs, prim, **prm))(_p)
+def _from_partials(prim: str):
+    return lambda b, ins, outs, gs, **prm: _elementwise(b, ins, outs, gs, prim, **prm)
 
 
-def _select(b, ins, outs, gs, **_):
-    c, x, y = ins
-    (g,) = gs
-    zero = b.lit(0.0, g.type.dtype)
-    return [None,
-            sum_to(b, b.select(c, g, zero), x.type) if differentiable(x) else None,
-            sum_to(b, b.select(c, zero, g), y.type) if differentiable(y) else None]
+def _no_derivative(b, ins, outs, gs, **_):
+    return [None] * len(ins)
 
 
-def _cast(b, ins, outs, gs, **_):
-    (x,), (g,) = ins, gs
-    return [b.cast(g, dtype=x.type.dtype) if differentiable(x) else None]
-
-
-def _reduce_sum(b, ins, outs, gs, axes, keepdims=False, **_):
-    (x,), (g,) = ins, gs
-    if isinstance(g, Lit):          # the seed of a gradient: a constant array, no reshaping needed
-        return [b.full(shape=x.type.shape, value=g.value, dtype=x.type.dtype)]
-    if not keepdims:
-        ax = tuple(a % x.type.rank for a in axes)
-        g = b.reshape(g, shape=tuple(1 if i in ax else d for i, d in enumerate(x.type.shape)))
-    return [broadcast(b, g, x.type.shape)]
-
-
-def _reduce_max(b, ins, outs, gs, axes, keepdims=False, **_):
-    (x,), (g,) = ins, gs
-    weight, kshape = max_mask(b, x, outs[0], axes, keepdims)
-    gk = g if keepdims else b.reshape(g, shape=kshape)
-    return [b.mul(weight, gk)]
-
-
-def _transpose(b, ins, outs, gs, perm, **_):
-    inverse = tuple(sorted(range(len(perm)), key=lambda i: perm[i]))
-    return [b.transpose(gs[0], perm=inverse)]
-
-
-def _concatenate(b, ins, outs, gs, axis, **_):
-    (g,) = gs
-    rank = g.type.rank
-    ax = axis % rank
-    bars, start = [], 0
-    for x in ins:
-        size = x.type.shape[ax]
-        starts = tuple(start if i == ax else 0 for i in range(rank))
-        stops = tuple(start + size if i == ax else g.type.shape[i] for i in range(rank))
-        bars.append(b.slice(g, starts=starts, stops=stops, steps=(1,) * rank))
-        start += size
-    return bars
-
-
-def _matmul(b, ins, outs, gs, **_):
-    x, y = ins
-    (g,) = gs
-    return [b.matmul(g, b.transpose(y, perm=(1, 0))) if differentiable(x) else None,
-            b.matmul(b.transpose(x, perm=(1, 0)), g) if differentiable(y) else None]
-
-
-def _solve(b, ins, outs, gs, **_):
-    a, rhs = ins
-    (g,) = gs
-    rhs_bar = b.solve(b.transpose(a, perm=(1, 0)), g)
-    a_bar = b.neg(b.matmul(rhs_bar, b.transpose(outs[0], perm=(1, 0)))) if differentiable(a) else None
-    return [a_bar, rhs_bar if differentiable(rhs) else None]
-
-
-VJP_RULES.update({
-    "select": _select,
-    "cast": _cast,
-    "stop_gradient": lambda b, ins, outs, gs, **_: [None],
-    "straight_through": lambda b, ins, outs, gs, **_: [None, gs[0]],
-    "reshape": lambda b, ins, outs, gs, **_: [b.reshape(gs[0], shape=ins[0].type.shape)],
-    "transpose": _transpose,
-    "broadcast_to": lambda b, ins, outs, gs, **_: [sum_to(b, gs[0], ins[0].type)],
-    "sum_to": lambda b, ins, outs, gs, **_: [broadcast(b, gs[0], ins[0].type.shape)],
-    "slice": lambda b, ins, outs, gs, starts, stops, steps, **_: [
-        b.pad(gs[0], shape=ins[0].type.shape, starts=starts, stops=stops, steps=steps)],
-    "pad": lambda b, ins, outs, gs, starts, stops, steps, **_: [
-        b.slice(gs[0], starts=starts, stops=stops, steps=steps)],
-    "concatenate": _concatenate,
-    "reduce_sum": _reduce_sum,
-    "reduce_max": _reduce_max,
-    "matmul": _matmul,
-    "solve": _solve,
-})
-VJP_RULES.update(CONV_VJP)
-
-for _p, _prim in PRIMS.items():
-    if _prim.family in ("compare", "logic", "random", "create", "effect") or _p == "argmax":
-        VJP_RULES[_p] = lambda b, ins, outs, gs, **_: [None] * len(ins)
+# derived from the declarations, as JVP_RULES is (metacc.ad.jvp)
+for _name, _prim in PRIMS.items():
+    if _prim.partials is not None:
+        VJP_RULES[_name] = _from_partials(_name)
+    elif _prim.vjp is not None:
+        VJP_RULES[_name] = _prim.vjp
+    elif _prim.nondiff:
+        VJP_RULES[_name] = _no_derivative
 
 
 def vjp_inline(b: Builder, fn: Func, args, out_bars, wrt) -> tuple[list, list]:

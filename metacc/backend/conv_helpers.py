@@ -1,4 +1,4 @@
-"""Compiled helpers for the convolution and pooling family (metacc.ir.conv_types).
+"""Compiled helpers for the convolution and pooling family (metacc.ir.primitives.conv_types).
 
 Arrays are 1-D and addressed as (array, offset), row-major, as everywhere in
 the backend. Images are NHWC, filters [kh, kw, c_in, c_out], which row-major is
@@ -109,26 +109,30 @@ def conv2d_filter_grad_nhwc(x, xo, g, go, wb, wbo, col, cl, part, pl_, n, h, wd,
 
 
 @njit(**OPTS)
-def window_argmax_nhwc(x, xo, idx, io, n, h, wd, c, wh, ww, sh, sw, oh, ow):
+def window_argmax_nhwc(x, xo, idx, io, best, bo, n, h, wd, c, wh, ww, sh, sw, oh, ow):
     """idx = position iy * wd + ix of each window's maximum; the first one in row-major window
-    order wins a tie (a strict > against the running best, which starts at the window's first)."""
+    order wins a tie (a strict > against the running best, which starts at the window's first).
+    The channels are the inner loop, so that it vectorises; best[bo:bo + c] holds their maxima."""
     for b in range(n):
         base = xo + b * h * wd * c
         for oy in range(oh):
             for ox in range(ow):
                 out = io + ((b * oh + oy) * ow + ox) * c
+                first = oy * sh * wd + ox * sw
                 for ch in range(c):
-                    y0, x0 = oy * sh, ox * sw
-                    best = ld(x, base + (y0 * wd + x0) * c + ch)
-                    bi = y0 * wd + x0
-                    for di in range(wh):
-                        for dj in range(ww):
-                            pos = (y0 + di) * wd + x0 + dj
-                            v = ld(x, base + pos * c + ch)
-                            if v > best:
-                                best = v
-                                bi = pos
-                    st(idx, out + ch, bi)
+                    st(best, bo + ch, ld(x, base + first * c + ch))
+                    st(idx, out + ch, first)
+                for di in range(wh):
+                    for dj in range(ww):
+                        pos = first + di * wd + dj
+                        if di == 0 and dj == 0:
+                            continue
+                        src = base + pos * c
+                        for ch in range(c):
+                            v = ld(x, src + ch)
+                            if v > ld(best, bo + ch):
+                                st(best, bo + ch, v)
+                                st(idx, out + ch, pos)
 
 
 @njit(**OPTS)
@@ -188,3 +192,72 @@ def avg_pool_t_nhwc(g, go, xb, xo, n, h, wd, c, wh, ww, sh, sw, oh, ow, scale):
 
 NAMES = ("im2col", "col2im", "conv2d_nhwc", "conv2d_input_grad_nhwc", "conv2d_filter_grad_nhwc",
          "window_argmax_nhwc", "window_gather_nhwc", "window_scatter_nhwc", "avg_pool_nhwc", "avg_pool_t_nhwc")
+
+
+# ---- C entry points: kernels call these by address (metacc.backend.conv_extern) ----
+#
+# As for the matmuls (helpers.py's *_at wrappers): linked into every kernel, the
+# helpers above (each with its own copy of the gemm) made a Conv4 MAML kernel take
+# minutes in LLVM. Each wrapper takes data pointers already moved to the first
+# element, and views them as arrays of their exact size.
+
+from numba import carray  # noqa: E402
+
+
+def conv2d_at(x, w, y, col, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow, chunk):
+    kk = kh * kw * ci
+    conv2d_nhwc(carray(x, n * h * wd * ci), 0, carray(w, kk * co), 0, carray(y, n * oh * ow * co), 0,
+                carray(col, chunk * oh * ow * kk), 0, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow, chunk)
+
+
+def conv2d_input_grad_at(g, w, xb, col, wt, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow, chunk):
+    kk = kh * kw * ci
+    conv2d_input_grad_nhwc(carray(g, n * oh * ow * co), 0, carray(w, kk * co), 0, carray(xb, n * h * wd * ci), 0,
+                           carray(col, chunk * oh * ow * kk), 0, carray(wt, kk * co), 0,
+                           n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow, chunk)
+
+
+def conv2d_filter_grad_at(x, g, wb, col, part, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow, chunk):
+    kk = kh * kw * ci
+    conv2d_filter_grad_nhwc(carray(x, n * h * wd * ci), 0, carray(g, n * oh * ow * co), 0, carray(wb, kk * co), 0,
+                            carray(col, chunk * oh * ow * kk), 0, carray(part, kk * co), 0,
+                            n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow, chunk)
+
+
+def window_argmax_at(x, idx, best, n, h, wd, c, wh, ww, sh, sw, oh, ow):
+    window_argmax_nhwc(carray(x, n * h * wd * c), 0, carray(idx, n * oh * ow * c), 0, carray(best, c), 0,
+                       n, h, wd, c, wh, ww, sh, sw, oh, ow)
+
+
+def window_gather_at(x, idx, y, n, plane, c, m):
+    window_gather_nhwc(carray(x, n * plane * c), 0, carray(idx, n * m * c), 0, carray(y, n * m * c), 0,
+                       n, plane, c, m)
+
+
+def window_scatter_at(g, idx, xb, n, plane, c, m):
+    window_scatter_nhwc(carray(g, n * m * c), 0, carray(idx, n * m * c), 0, carray(xb, n * plane * c), 0,
+                        n, plane, c, m)
+
+
+def avg_pool_at(x, y, n, h, wd, c, wh, ww, sh, sw, oh, ow, scale):
+    avg_pool_nhwc(carray(x, n * h * wd * c), 0, carray(y, n * oh * ow * c), 0,
+                  n, h, wd, c, wh, ww, sh, sw, oh, ow, scale)
+
+
+def avg_pool_t_at(g, xb, n, h, wd, c, wh, ww, sh, sw, oh, ow, scale):
+    avg_pool_t_nhwc(carray(g, n * oh * ow * c), 0, carray(xb, n * h * wd * c), 0,
+                    n, h, wd, c, wh, ww, sh, sw, oh, ow, scale)
+
+
+# helper -> (its C wrapper, the argument layout the kernel passes: b a float buffer
+# (array, offset), x an i64 buffer, i an integer, f a float of the buffers' dtype)
+ENTRY_POINTS = {
+    "conv2d_nhwc": (conv2d_at, "bbbb" + "i" * 14),
+    "conv2d_input_grad_nhwc": (conv2d_input_grad_at, "bbbbb" + "i" * 14),
+    "conv2d_filter_grad_nhwc": (conv2d_filter_grad_at, "bbbbb" + "i" * 14),
+    "window_argmax_nhwc": (window_argmax_at, "bxb" + "i" * 10),
+    "window_gather_nhwc": (window_gather_at, "bxb" + "i" * 4),
+    "window_scatter_nhwc": (window_scatter_at, "bxb" + "i" * 4),
+    "avg_pool_nhwc": (avg_pool_at, "bb" + "i" * 10 + "f"),
+    "avg_pool_t_nhwc": (avg_pool_t_at, "bb" + "i" * 10 + "f"),
+}

@@ -49,6 +49,8 @@ def scratch_size(e: Eqn) -> int:
         _, g = e.ins
         wb = e.outs[0].type.shape
         return col_size(g.type.shape[1], g.type.shape[2], wb) + _kk(wb) * wb[3]
+    if e.prim == "window_argmax":
+        return e.ins[0].type.shape[3]          # the running maximum of each channel
     return 0
 
 
@@ -63,8 +65,10 @@ def scratch_type(dtype: str, size: int) -> TensorType:
 class ConvLowering:
     """KernelWriter's emit_* methods for the family (it supplies loc, w, helpers, opaque_dim)."""
 
-    def _call(self, helper: str, groups: list[list[str]]) -> None:
+    def _call(self, helper: str, e: Eqn, groups: list[list[str]]) -> None:
         self.helpers.add(helper)
+        dtype = next(v.type.dtype for v in (*e.outs, *e.ins) if v.type.is_float)
+        self.links.add(f"{helper}_{dtype}")       # called by address (conv_extern.py)
         head = f"{helper}("
         pad = " " * len(head)
         for k, g in enumerate(groups):
@@ -81,7 +85,7 @@ class ConvLowering:
     def _scratch(self, e: Eqn, plan, extra: int = 0) -> list[str]:
         name = plan.scratch[e]
         off = name if not extra else f"{name} + {extra}"
-        return [f"ws_{e.outs[0].type.dtype}", off]
+        return [f"ws_{e.ins[0].type.dtype}", off]
 
     def _conv_geometry(self, e: Eqn, x_shape, w_shape, y_shape) -> list[list[str]]:
         n, h, wd, ci = x_shape
@@ -95,14 +99,14 @@ class ConvLowering:
     def emit_conv2d(self, e: Eqn, plan) -> None:
         x, w = e.ins
         y = e.outs[0]
-        self._call("conv2d_nhwc", [self._at(x) + self._at(w) + self._at(y) + self._scratch(e, plan)]
+        self._call("conv2d_nhwc", e, [self._at(x) + self._at(w) + self._at(y) + self._scratch(e, plan)]
                    + self._conv_geometry(e, x.type.shape, w.type.shape, y.type.shape))
 
     def emit_conv2d_input_grad(self, e: Eqn, plan) -> None:
         g, w = e.ins
         xb = e.outs[0]
         col = col_size(g.type.shape[1], g.type.shape[2], w.type.shape)
-        self._call("conv2d_input_grad_nhwc",
+        self._call("conv2d_input_grad_nhwc", e,
                    [self._at(g) + self._at(w) + self._at(xb), self._scratch(e, plan) + self._scratch(e, plan, col)]
                    + self._conv_geometry(e, xb.type.shape, w.type.shape, g.type.shape))
 
@@ -110,7 +114,7 @@ class ConvLowering:
         x, g = e.ins
         wb = e.outs[0]
         col = col_size(g.type.shape[1], g.type.shape[2], wb.type.shape)
-        self._call("conv2d_filter_grad_nhwc",
+        self._call("conv2d_filter_grad_nhwc", e,
                    [self._at(x) + self._at(g) + self._at(wb), self._scratch(e, plan) + self._scratch(e, plan, col)]
                    + self._conv_geometry(e, x.type.shape, wb.type.shape, g.type.shape))
 
@@ -123,7 +127,8 @@ class ConvLowering:
 
     def emit_window_argmax(self, e: Eqn, plan) -> None:
         (x,), idx = e.ins, e.outs[0]
-        self._call("window_argmax_nhwc", [self._at(x) + self._at(idx)]
+        best = [f"ws_{x.type.dtype}", plan.scratch[e]]
+        self._call("window_argmax_nhwc", e, [self._at(x) + self._at(idx) + best]
                    + self._pool_geometry(e, x.type.shape, idx.type.shape))
 
     def _index_sizes(self, image_shape, idx_shape) -> list[str]:
@@ -134,13 +139,13 @@ class ConvLowering:
     def emit_window_gather(self, e: Eqn, plan) -> None:
         x, idx = e.ins
         y = e.outs[0]
-        self._call("window_gather_nhwc", [self._at(x) + self._at(idx) + self._at(y),
+        self._call("window_gather_nhwc", e, [self._at(x) + self._at(idx) + self._at(y),
                                           self._index_sizes(x.type.shape, idx.type.shape)])
 
     def emit_window_scatter(self, e: Eqn, plan) -> None:
         g, idx = e.ins
         xb = e.outs[0]
-        self._call("window_scatter_nhwc", [self._at(g) + self._at(idx) + self._at(xb),
+        self._call("window_scatter_nhwc", e, [self._at(g) + self._at(idx) + self._at(xb),
                                            self._index_sizes(xb.type.shape, idx.type.shape)])
 
     def _scale(self, e: Eqn) -> str:
@@ -149,10 +154,10 @@ class ConvLowering:
 
     def emit_avg_pool2d(self, e: Eqn, plan) -> None:
         (x,), y = e.ins, e.outs[0]
-        self._call("avg_pool_nhwc", [self._at(x) + self._at(y)]
+        self._call("avg_pool_nhwc", e, [self._at(x) + self._at(y)]
                    + self._pool_geometry(e, x.type.shape, y.type.shape) + [[self._scale(e)]])
 
     def emit_avg_pool2d_transpose(self, e: Eqn, plan) -> None:
         (g,), xb = e.ins, e.outs[0]
-        self._call("avg_pool_t_nhwc", [self._at(g) + self._at(xb)]
+        self._call("avg_pool_t_nhwc", e, [self._at(g) + self._at(xb)]
                    + self._pool_geometry(e, xb.type.shape, g.type.shape) + [[self._scale(e)]])

@@ -26,9 +26,12 @@ from dataclasses import dataclass, field
 
 from metacc.backend.pointwise import ELEMENTWISE, INDEXED, POINTWISE
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.primitives import SINK
+from metacc.ir.prims import PRIMS
 from metacc.ir.types import Dim
 
-SINKS = frozenset({"reduce_sum", "reduce_max", "sum_to"})
+# reductions that close a loop nest (reduce_sum, reduce_max, sum_to): declared with lowering=SINK
+SINKS = frozenset(n for n, p in PRIMS.items() if p.lowering == SINK)
 
 
 @dataclass(eq=False)

@@ -105,6 +105,7 @@ class KernelWriter(ConvLowering):
         self._span: str | None = None              # the last plain `# file:line` comment
         self._headings = AdjointHeadings()         # the last `# adjoint of:` comment
         self._flat: list[str] | None = None        # identity index of a flat loop nest
+        self._rows: tuple | None = None            # (index, its code, domain) of a nest run as rows x last axis
         self.plan: BodyPlan | None = None          # set by plan_buffers
 
     # ---- small pieces ----
@@ -132,6 +133,8 @@ class KernelWriter(ConvLowering):
     def flat_index(self, shape, idx: list[str]) -> str:
         if self._flat is not None and idx == self._flat:
             return "i0"
+        if self._rows is not None and idx == self._rows[0] and tuple(shape) == self._rows[2]:
+            return self._rows[1]
         terms, stride = [], []
         acc: list[str] = []
         for d in reversed(shape):
@@ -381,6 +384,33 @@ class KernelWriter(ConvLowering):
                     return False
         return True
 
+    def _rows_ok(self, g: Group) -> bool:
+        """Can a nest of rank 3 and up run as two loops, rows (every axis but the last) x the
+        last axis? Yes when every member is elementwise and reads either whole-domain values
+        or values that vary along the last axis only (a bias [c]), and every sink sums into
+        the last axis or into a scalar. A Conv4 kernel is full of [n, h, w, c] nests of bias,
+        relu and their adjoints; four loops each made its build minutes long."""
+        dom = g.domain
+        if len(dom) < 3 or dom[-1] == 1:
+            return False
+
+        def along_last(shape) -> bool:
+            return all(d == 1 for d in shape[:-1]) and (not shape or shape[-1] in (1, dom[-1]))
+        for e in g.members:
+            if e in g.sinks:
+                v = e.outs[0]
+                if v.type.rank == 0 and e.prim in ("reduce_sum", "reduce_max"):
+                    continue
+                if e.prim == "sum_to" and along_last(tuple(e.params["shape"])):
+                    continue
+                return False
+            if e.prim not in FLAT_OK:
+                return False
+            for a in e.ins:
+                if isinstance(a, Var) and a.type.rank and a.type.shape != dom and not along_last(a.type.shape):
+                    return False
+        return True
+
     def emit_group(self, g: Group, plan: BodyPlan) -> None:
         self.span(g.members)
         w = self.w
@@ -418,17 +448,29 @@ class KernelWriter(ConvLowering):
                 self.helpers.add("fill_n")
                 self.links.add(f"fill_n_{v.type.dtype}")
         depth = w.depth
+        # image-shaped nests (rank 3 and up: [n, h, w, c]) loop to sizes passed in at run
+        # time: with constant trip counts LLVM unrolls and re-vectorises every level of
+        # every nest, and a Conv4 MAML kernel spent minutes there
+        bound = self.opaque_dim if r >= 3 else self.dim
         flat = len(looped) > 1 and self._flat_ok(g)
+        as_rows = not flat and not rows and self._rows_ok(g)
         if flat:
             self._flat = idx
             w.line(f"for i0 in range({self.size(g.domain)}):")
             w.depth += 1
+        elif as_rows:
+            last = f"i{r - 1}"
+            idx = ["i0"] + ["0"] * (r - 2) + [last]
+            self._rows = (idx, f"i0 * {self.dim(g.domain[-1])} + {last}", tuple(g.domain))
+            w.line(f"for i0 in range({self.size(g.domain[:-1])}):")
+            w.line(f"    for {last} in range({bound(g.domain[-1])}):")
+            w.depth += 2
         else:
             for j, a in enumerate(looped):
                 for s, (p, acc) in rows.items():
                     if p == j:
                         w.line(f"{acc} = np.float64(0)")
-                w.line(f"for i{a} in range({self.dim(g.domain[a])}):")
+                w.line(f"for i{a} in range({bound(g.domain[a])}):")
                 w.depth += 1
         local: dict[Var, str] = {}
         cur: Eqn | None = None
@@ -463,6 +505,7 @@ class KernelWriter(ConvLowering):
                     self.store(s.outs[0], self._sink_index(s, g, idx), f"np.float32({acc})")
         w.depth = depth
         self._flat = None
+        self._rows = None
         for s, acc in wide.items():
             w.line(f"{self.names(s.outs[0])} = np.float32({acc})")
 

@@ -35,7 +35,7 @@ from metacc.errors import InternalError
 from metacc.ir.core import Func
 from metacc.ir.verify import verify
 from metacc.passes.driver import Build, Pass, ir_pass, run
-from metacc.backend.conv_helpers import NAMES as CONV_HELPERS
+from metacc.backend.conv_extern import NAMES as CONV_HELPERS
 from metacc.backend.extern import NAMES as EXTERN
 
 REDUCTIONS = ("mean", "sum", "stack")
@@ -142,7 +142,7 @@ def _imports(kw: KernelWriter) -> str:
     text = f"from metacc.backend.extern import {', '.join(ext)}\n" if ext else ""
     conv = used & set(CONV_HELPERS)
     if conv:
-        text += _import_line("metacc.backend.conv_helpers", sorted(conv))
+        text += _import_line("metacc.backend.conv_extern", sorted(conv))
     text += f"from metacc.backend.helpers import {', '.join(sorted(used - set(EXTERN) - conv))}\n"
     if kw.links:
         text += f"\nlink({', '.join(repr(x) for x in sorted(kw.links))})\n"

@@ -134,7 +134,7 @@ def plan_body(fn: Func, names: CodeNames, slots: Slots, dest_outs: list,
             piv = slots.add(names.fresh("piv"), TensorType("i64", a.type.shape[:1]))
             plan.lu[e] = (lu, piv)
         if e.prim in CONV_OWNING and (need := scratch_size(e)):
-            plan.scratch[e] = slots.scratch(e.outs[0].type.dtype, need, names)
+            plan.scratch[e] = slots.scratch(e.ins[0].type.dtype, need, names)
         if e.prim == "scan":
             plan.scans[e] = _plan_scan(e, names, slots)
     return plan

@@ -12,6 +12,7 @@ from metacc.errors import MetaccError, Span
 from metacc.frontend.context import Ctx, text_of
 from metacc.frontend.convert import as_tensor, dim_tensor, literal
 from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree, kind_text
+from metacc.ir.prims import PRIMS
 
 SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "^", "maximum": "maximum",
           "minimum": "minimum", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",
@@ -34,22 +35,7 @@ def _fold(prim: str, a, b, span: Span | None):
         raise MetaccError(f"the constant {a} ^ {b} is too large", span,
                           hint=f"whole numbers computed at compile time stay below 2^62 (about {_LIMIT:.1e})")
     try:
-        if prim == "add":
-            r = a + b
-        elif prim == "sub":
-            r = a - b
-        elif prim == "mul":
-            r = a * b
-        elif prim == "div":
-            r = a / b
-        elif prim == "pow":
-            r = a ** b
-        elif prim == "maximum":
-            r = max(a, b)
-        elif prim == "minimum":
-            r = min(a, b)
-        else:
-            r = {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b, "eq": a == b, "ne": a != b}[prim]
+        r = NUMBER_FOLD[prim](a, b)
     except ZeroDivisionError:
         raise MetaccError("division by zero in a constant expression", span) from None
     except OverflowError:
@@ -139,19 +125,9 @@ def matmul(ctx: Ctx, a, b, span: Span | None):
 
 # ---- compile-time math on numbers (keeps `exp(0.5) * x` in x's dtype) ----------
 
-def _softplus(x):
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
-
-
-def _sigmoid(x):
-    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
-
-
-NUMBER_MATH = {
-    "exp": math.exp, "log": math.log, "log1p": math.log1p, "sqrt": math.sqrt, "abs": abs,
-    "tanh": math.tanh, "sigmoid": _sigmoid, "relu": lambda x: max(x, 0), "softplus": _softplus,
-    "sin": math.sin, "cos": math.cos, "sign": lambda x: (x > 0) - (x < 0), "neg": lambda x: -x,
-}
+# the primitives' folding on Python numbers, declared with them (metacc/ir/primitives/)
+NUMBER_MATH = {n: p.fold for n, p in PRIMS.items() if p.family == "unary" and p.fold is not None}
+NUMBER_FOLD = {n: p.fold for n, p in PRIMS.items() if p.family in ("binary", "compare") and p.fold is not None}
 
 
 def fold_unary(prim: str, num: Number, span: Span | None) -> Number:

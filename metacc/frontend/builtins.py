@@ -148,4 +148,6 @@ def reject(value, node, what: str, allowed: str, hint: str | None = None):
 
 
 # the implementations register themselves on import
-from metacc.frontend import lib_array, lib_ad, lib_conv, lib_math, lib_nn, lib_random  # noqa: E402,F401
+from metacc.frontend import lib_array, lib_ad, lib_math, lib_random  # noqa: E402,F401
+# lib_conv and lib_nn register themselves from metacc/frontend/__init__.py: they only import this module,
+# so they stay out of the front end's import cycle

@@ -121,4 +121,6 @@ def _global_mean_pool(ctx: Ctx, node, x):
     x = _image(ctx, node, x, "the input of global_mean_pool")
     _, h, w, _ = x.type.shape
     total = ctx.emit("reduce_sum", [x], node.span, axes=(1, 2))
+    if h * w == 1:
+        return ctx.tensor(total, node.span)
     return emit1(ctx, "mul", [total, Lit(1.0 / (h * w), scalar(x.type.dtype))], node.span)

@@ -17,9 +17,12 @@ from metacc.frontend.convert import as_tensor, dim_tensor, literal, normalize_ax
 from metacc.frontend.trees import tree_map, tree_unary
 from metacc.frontend.values import DimValue, Number, Record, Tensor, Tree
 from metacc.ir.core import Lit
+from metacc.ir.prims import PRIMS
+from metacc.ir.prims import UNARY as _UNARY_PRIMS
 from metacc.ir.types import scalar
 
-UNARY = "exp log log1p sqrt abs tanh sigmoid relu softplus sin cos sign"
+# the builtins that are a unary primitive of the same name (declared with surface=(name,))
+UNARY = " ".join(n for n in _UNARY_PRIMS if n in PRIMS[n].surface)
 
 
 def emit1(ctx: Ctx, prim: str, ins, span: Span | None, **params) -> Tensor:

@@ -11,98 +11,18 @@ from typing import Callable
 
 import numpy as np
 
-from metacc.errors import InternalError, MetaccError
-from metacc.ir import rng
-from metacc.ir.conv_ref import CONV_IMPLS
+from metacc.errors import InternalError
 from metacc.ir.core import Eqn, Func, Lit, Var
+from metacc.ir.prims import PRIMS
+from metacc.ir.primitives import need_rule
 from metacc.ir.types import NUMPY_DTYPE, resolve_shape
 
 
-def _f(fn):
-    return lambda x, **_: fn(x)
-
-
-def _softplus(x):
-    return np.logaddexp(x, np.zeros_like(x))
-
-
-def _sigmoid(x):
-    # stable in both tails: exp of a non-positive number only
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
-
-
-def _pad(x, *, shape, starts, stops, steps, dims):
-    out = np.zeros(resolve_shape(tuple(shape), dims), dtype=x.dtype)
-    out[tuple(slice(a, None if isinstance(b, str) else b, s) for a, b, s in zip(starts, stops, steps))] = x
-    return out
-
-
-def _sum_to(x, *, shape, dims):
-    target = resolve_shape(tuple(shape), dims)
-    lead = x.ndim - len(target)
-    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(target) if d == 1 and x.shape[lead + i] != 1)
-    return np.sum(x, axis=axes, keepdims=True).reshape(target) if axes else x.reshape(target)
-
-
-def _solve(a, b):
-    try:
-        return np.linalg.solve(a, b)
-    except np.linalg.LinAlgError:
-        raise MetaccError("solve: the matrix is singular", hint="add a ridge term (lam * eye(n)) "
-                          "to keep the system well-posed")
-
-
-IMPLS: dict[str, Callable] = {
-    "neg": _f(np.negative), "exp": _f(np.exp), "log": _f(np.log), "log1p": _f(np.log1p),
-    "sqrt": _f(np.sqrt), "abs": _f(np.abs), "tanh": _f(np.tanh), "sigmoid": _f(_sigmoid),
-    "relu": _f(lambda x: np.maximum(x, 0).astype(x.dtype)), "softplus": _f(_softplus),
-    "sin": _f(np.sin), "cos": _f(np.cos), "sign": _f(np.sign),
-    "ipow": lambda x, *, n, **_: (x ** n).astype(x.dtype) if n >= 0 else (1 / x ** -n).astype(x.dtype),
-    "add": lambda x, y, **_: x + y, "sub": lambda x, y, **_: x - y,
-    "mul": lambda x, y, **_: x * y, "div": lambda x, y, **_: x / y,
-    "pow": lambda x, y, **_: np.power(x, y), "maximum": lambda x, y, **_: np.maximum(x, y),
-    "minimum": lambda x, y, **_: np.minimum(x, y),
-    "lt": lambda x, y, **_: x < y, "le": lambda x, y, **_: x <= y, "gt": lambda x, y, **_: x > y,
-    "ge": lambda x, y, **_: x >= y, "eq": lambda x, y, **_: x == y, "ne": lambda x, y, **_: x != y,
-    "logical_and": lambda x, y, **_: np.logical_and(x, y),
-    "logical_or": lambda x, y, **_: np.logical_or(x, y),
-    "logical_not": lambda x, **_: np.logical_not(x),
-    "select": lambda c, a, b, **_: np.where(c, a, b),
-    "cast": lambda x, *, dtype, **_: np.asarray(x).astype(NUMPY_DTYPE[dtype]),
-    "stop_gradient": lambda x, **_: x,
-    "straight_through": lambda hard, surrogate, **_: np.broadcast_to(hard, surrogate.shape).copy(),
-    "reshape": lambda x, *, shape, dims, **_: np.reshape(x, resolve_shape(tuple(shape), dims)),
-    "transpose": lambda x, *, perm, **_: np.transpose(x, perm),
-    "broadcast_to": lambda x, *, shape, dims, **_: np.broadcast_to(x, resolve_shape(tuple(shape), dims)).copy(),
-    "sum_to": _sum_to,
-    "slice": lambda x, *, starts, stops, steps, **_: x[tuple(
-        slice(a, None if isinstance(b, str) else b, s) for a, b, s in zip(starts, stops, steps))].copy(),
-    "pad": _pad,
-    "concatenate": lambda *xs, axis, **_: np.concatenate(xs, axis=axis),
-    "reduce_sum": lambda x, *, axes, keepdims=False, **_: np.sum(x, axis=tuple(axes), keepdims=keepdims),
-    "reduce_max": lambda x, *, axes, keepdims=False, **_: np.max(x, axis=tuple(axes), keepdims=keepdims),
-    "argmax": lambda x, *, axis, **_: np.argmax(x, axis=axis).astype(np.int64),
-    "matmul": lambda a, b, **_: a @ b,
-    "solve": lambda a, b, **_: _solve(a, b),
-    "full": lambda *, shape, value, dtype, dims, **_: np.full(resolve_shape(tuple(shape), dims), value,
-                                                              dtype=NUMPY_DTYPE[dtype]),
-    "eye": lambda *, n, dtype, dims, **_: np.eye(resolve_shape((n,), dims)[0], dtype=NUMPY_DTYPE[dtype]),
-    "iota": lambda *, n, dtype="i64", dims, **_: np.arange(resolve_shape((n,), dims)[0]).astype(NUMPY_DTYPE[dtype]),
-    "dim_size": lambda *, dims: None,  # replaced below: needs the dim values, not the param name
-    "one_hot": lambda idx, *, n, dtype, **_: (np.asarray(idx)[..., None] == np.arange(n)).astype(NUMPY_DTYPE[dtype]),
-    "key_fold": lambda key, data, **_: rng.fold(key, data),
-    "rng_uniform": lambda key, *, shape, dtype, dims, **_: rng.uniform(key, resolve_shape(tuple(shape), dims),
-                                                                       NUMPY_DTYPE[dtype]),
-    "rng_normal": lambda key, *, shape, dtype, dims, **_: rng.normal(key, resolve_shape(tuple(shape), dims),
-                                                                     NUMPY_DTYPE[dtype]),
-}
-
-IMPLS.update(CONV_IMPLS)
-
-
-def _dim_size(*, dims, dtype, bindings):
-    return NUMPY_DTYPE[dtype](np.prod(resolve_shape(tuple(dims), bindings), dtype=np.float64))
+# the reference implementation of every primitive that has one (control primitives recurse,
+# so _eval_eqn evaluates them); a view of the declarations (metacc/ir/primitives/)
+IMPLS: dict[str, Callable] = {name: p.impl for name, p in PRIMS.items() if p.impl is not None}
+# the primitives _eval_eqn evaluates itself: they hold sub-functions, or report to the runtime
+EVALUATED_HERE = ("scan", "call", "grad", "argmin", "cg_solve", "diagnostic")
 
 
 def bind_dims(fn: Func, args, dims: dict[str, int] | None = None) -> dict[str, int]:
@@ -221,9 +141,10 @@ def _eval_eqn(e: Eqn, ins, dims):
         from metacc.labels import check_values
         check_values(e, ins[0])
     if p == "dim_size":
-        return [_dim_size(dims=e.params["dims"], dtype=e.params["dtype"], bindings=dims)]
+        return [IMPLS["dim_size"](dims=e.params["dims"], dtype=e.params["dtype"], bindings=dims)]
+    impl = need_rule(IMPLS, p, "reference implementation (impl)")
     with np.errstate(all="ignore"):
-        return [IMPLS[p](*ins, **e.params, dims=dims)]
+        return [impl(*ins, **e.params, dims=dims)]
 
 
 def _scan(e: Eqn, ins, dims):

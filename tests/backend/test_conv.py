@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from metacc.ad import vjp_func
+from metacc.backend import lower_source
 from metacc.ir.builder import Builder
 from tests.backend.check import assert_matches
 from tests.backend.conv_programs import CONV_CONFIGS, T, conv_fn
@@ -41,3 +42,11 @@ def test_compiled_vjp_of_a_conv_net_matches_interpreter(build):
             np.float64(1.3)]
     got = assert_matches(fn, mod, args, "f64")
     assert all(np.max(np.abs(g)) > 0 for g in got[1:])      # every cotangent is non-trivial
+
+
+def test_convolutions_share_one_scratch_buffer_and_allocate_nothing():
+    src = lower_source(vjp_func(_small_net()))
+    kernel = src.split("@njit", 1)[1].split("\ndef net_vjp_ws", 1)[0]
+    assert kernel.count("conv_scratch_f64 = ") == 1          # one buffer, however many convolutions
+    assert kernel.count("conv2d_nhwc(") + kernel.count("conv2d_input_grad_nhwc(") >= 3
+    assert "np.empty" not in kernel and "np.zeros" not in kernel

@@ -3,7 +3,7 @@
 The oracle for the compiled kernels, so written the obvious way and
 independently of the backend: a loop over the kernel (or window) offsets, each
 one an einsum over strided views of the zero-padded input. Params as in
-metacc.ir.conv_types.
+metacc.ir.primitives.conv_types.
 """
 from __future__ import annotations
 
@@ -110,10 +110,3 @@ def avg_pool2d_transpose(g, *, window, stride, in_hw, **_):
         for dj in range(window[1]):
             _view(out, di, dj, oh, ow, stride)[...] += share
     return out
-
-
-CONV_IMPLS = {
-    "conv2d": conv2d, "conv2d_input_grad": conv2d_input_grad, "conv2d_filter_grad": conv2d_filter_grad,
-    "window_argmax": window_argmax, "window_gather": window_gather, "window_scatter": window_scatter,
-    "avg_pool2d": avg_pool2d, "avg_pool2d_transpose": avg_pool2d_transpose,
-}

@@ -1,4 +1,4 @@
-"""Type rules of the convolution and pooling family (registered by metacc.ir.prims).
+"""Type rules of the convolution and pooling family (declared in conv.py).
 
 Layout NHWC: images are x[n, h, w, c], filters w[kh, kw, c_in, c_out] (JAX/TF's
 default). n may be symbolic; h, w and the channels are static ints, because the
@@ -8,7 +8,7 @@ Params, all tuples of ints: stride (sh, sw); pad (top, bottom, left, right), the
 zeros added around each image; window (wh, ww); in_hw (h, w) and kernel (kh, kw)
 where a result's spatial size cannot be read off its operands.
 
-The family is closed under differentiation (metacc.ad.conv_rules):
+The family is closed under differentiation (conv.py):
   conv2d(x, w)               y[n, oh, ow, co] = sum x_padded[n, oh*sh + i, ow*sw + j, ci] w[i, j, ci, co]
   conv2d_input_grad(g, w)    the adjoint of x -> conv2d(x, w): a transposed convolution
   conv2d_filter_grad(x, g)   the adjoint of w -> conv2d(x, w): correlation of x with g
@@ -159,17 +159,3 @@ def avg_pool2d_transpose(g, *, window, stride, in_hw):
     if pool_out(TensorType(g.dtype, (n, h, w, c)), window, stride, what)[1:3] != (oh, ow):
         raise ShapeError(f"{what}: cotangent {g} does not fit pooling a {h}x{w} input")
     return (TensorType(g.dtype, (n, h, w, c)),)
-
-
-# name -> (n_ins, doc, rule)
-CONV_PRIMS = {
-    "conv2d": (2, "2-D convolution, NHWC input, [kh, kw, c_in, c_out] filter", conv2d),
-    "conv2d_input_grad": (2, "transposed convolution: the adjoint of conv2d in its input", conv2d_input_grad),
-    "conv2d_filter_grad": (2, "the adjoint of conv2d in its filter", conv2d_filter_grad),
-    "window_argmax": (1, "i64 position (h * W + w) of each pooling window's first maximum", window_argmax),
-    "window_gather": (2, "x at the positions of a window index", window_gather),
-    "window_scatter": (2, "zeros with g added at the positions of a window index (adjoint of the gather)",
-                       window_scatter),
-    "avg_pool2d": (1, "mean over each pooling window", avg_pool2d),
-    "avg_pool2d_transpose": (1, "the adjoint of avg_pool2d", avg_pool2d_transpose),
-}
