@@ -39,7 +39,7 @@ README = ROOT / "README.md"
 EXAMPLES = ROOT / "examples"
 DRIVERS = ["sinusoid_maml", "sinusoid_fomaml", "sinusoid_truncated", "sinusoid_checkpointed", "meta_sgd",
            "per_layer_rates", "anil", "inner_adam", "learned_optimizer", "imaml", "ridge_head", "straight_through",
-           "data_selection"]
+           "data_selection", "conv4_maml"]
 # a figure: a decimal or a percentage; counts (10 iterations, 300 tasks) and timings are not figures
 FIGURE = re.compile(r"-?\d+\.\d+%?|-?\d+%")
 TIMING = re.compile(r"\(\d+(?:\.\d+)? s\)")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from metacc.errors import MetaccError, Source, api_boundary
 from metacc.frontend import lib_conv  # noqa: F401 (registers conv2d, max_pool2d, ...)
-from metacc.frontend import lib_nn  # noqa: F401 (registers batch_norm, flatten)
 from metacc.program import Program
 
 

@@ -149,5 +149,5 @@ def reject(value, node, what: str, allowed: str, hint: str | None = None):
 
 # the implementations register themselves on import
 from metacc.frontend import lib_array, lib_ad, lib_math, lib_random  # noqa: E402,F401
-# lib_conv and lib_nn register themselves from metacc/frontend/__init__.py: they only import this module,
-# so they stay out of the front end's import cycle
+# lib_conv registers itself from metacc/frontend/__init__.py: it only imports this module,
+# so it stays out of the front end's import cycle

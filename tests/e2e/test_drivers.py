@@ -15,13 +15,14 @@ from tests.scripts import load_script
 
 DRIVERS = ["sinusoid_maml", "sinusoid_fomaml", "sinusoid_truncated", "sinusoid_checkpointed", "meta_sgd",
            "per_layer_rates", "anil", "inner_adam", "learned_optimizer", "imaml", "ridge_head", "straight_through",
-           "data_selection"]
+           "data_selection", "conv4_maml"]
 # drivers that also score held-out tasks for their figure: only a few here
 EVAL = {"anil": ["--eval-tasks", "4"], "imaml": ["--eval-tasks", "2"], "ridge_head": ["--eval-tasks", "3"],
-        "straight_through": ["--eval-batches", "3"], "data_selection": ["--eval-tasks", "3"]}
+        "straight_through": ["--eval-batches", "3"], "data_selection": ["--eval-tasks", "3"],
+        "conv4_maml": ["--eval-tasks", "2"]}
 FIGURE = {"anil": "held-out query MSE", "imaml": "held-out query MSE after the proximal solve",
           "ridge_head": "held-out query accuracy", "straight_through": "held-out error rate",
-          "data_selection": "held-out query MSE after"}
+          "data_selection": "held-out query MSE after", "conv4_maml": "held-out query accuracy"}
 
 
 def load_driver(name):
@@ -37,7 +38,12 @@ def _leaves(tree):
     return [leaf for sub in tree for leaf in _leaves(sub)]
 
 
-@pytest.mark.parametrize("name", DRIVERS)
+# conv4_maml's full-size kernels take minutes to compile cold (Numba): under -m slow
+SLOW_DRIVERS = {"conv4_maml"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_DRIVERS else [])
+                                  for n in DRIVERS])
 def test_driver_takes_meta_training_steps(name, capsys):
     driver = load_driver(name)
     params, log = driver.main(["--iterations", "3", "--meta-batch", "2", "--dtype", "f64"] + EVAL.get(name, []))

@@ -111,6 +111,14 @@ def _data_selection(mod, fn="select"):
     sel = {"w": rng.normal(size=(2, 1)), "b": rng.normal(size=1)}
     return fn, (_perturbed(mod.Net.init(seed=0), rng) | {"w": rng.normal(size=(4, 1))}, sel, tasks,
                 np.uint64(3)), {}, None
+def _conv4(mod):
+    """Conv4 at full size (28x28x1, 64 filters) with 5 support and 5 query images per task;
+    batch-norm scales and shifts moved off 1 and 0."""
+    rng = np.random.default_rng(12)
+    norm = {k: v + 0.2 * rng.normal(size=np.shape(v)) for k, v in mod.Norm.init(seed=1).items()}
+    labels = np.tile(np.arange(5), (N_TASKS, 1)).astype(np.int64)
+    tasks = {s: {"x": rng.normal(size=(N_TASKS, 5, 28, 28, 1)), "y": labels} for s in ("support", "query")}
+    return "maml", (mod.Conv.init(seed=0), norm, tasks), {}, None
 
 
 # name -> mod -> (meta function, positional arguments, keyword arguments, wrt (None: the params groups))
@@ -130,6 +138,7 @@ CASES = {
     "ridge_head": _ridge_head,
     "straight_through": _straight_through,
     "data_selection": _data_selection,
+    "conv4_maml": _conv4,
 }
 # an example's further meta functions: (name, function) -> mod -> the same tuple as CASES
 MORE_CASES = {("data_selection", "select_relaxed"): lambda m: _data_selection(m, "select_relaxed")}
@@ -285,7 +294,13 @@ def check_kind(handle, kind, args, kw, wrt=None, seed=0) -> None:
 
 # ---- the default run: each example's meta function, forward and value_and_grad ---------
 
-@pytest.mark.parametrize("name,kind", [(n, k) for n in PROGRAMS for k in ("forward", "grad")
+# conv4_maml's full-size kernels take minutes to compile cold (Numba); its tiny copy is
+# checked against the interpreter in the default run by tests/e2e/test_conv4_maml.py
+SLOW_PROGRAMS = {"conv4_maml"}
+
+
+@pytest.mark.parametrize("name,kind", [pytest.param(n, k, marks=[pytest.mark.slow] if n in SLOW_PROGRAMS else [])
+                                       for n in PROGRAMS for k in ("forward", "grad")
                                        if (n, k) != ("imaml", "grad")])      # see CG_LINE
 def test_meta_function_matches_interpreter(name, kind):
     mod, handle, args, kw, wrt = case(name)
@@ -366,9 +381,22 @@ def _generic_inputs(mod, handle, rng, sizes) -> tuple:
         if a.kind == "params":
             out.append(_perturbed(getattr(mod, a.type_name).init(seed=len(out)), rng))
             continue
+        if a.kind == "task":        # one task: every leaf generically (labels as below)
+            tree: dict = {}
+            for f in a.leaves:
+                *parents, last = f.path.split(".")
+                node = tree
+                for part in parents:
+                    node = node.setdefault(part, {})
+                node[last] = _generic_leaf(f.type, rng, sizes)
+            out.append(tree)
+            continue
         (f,) = a.leaves
         t = f.type
         shape = tuple(d if isinstance(d, int) else sizes.get(d, 3) for d in t.shape)
+        if t.dtype == "i64":        # class labels: 0 and 1 are classes of any classifier
+            out.append(_generic_leaf(t, rng, sizes))
+            continue
         if not t.is_float:
             raise AssertionError(f"{handle.name}: no generic input for {a.name}: {t}")
         if a.default is not None:
@@ -378,6 +406,15 @@ def _generic_inputs(mod, handle, rng, sizes) -> tuple:
         else:
             out.append(rng.normal(size=shape))
     return tuple(out)
+
+
+def _generic_leaf(t, rng, sizes):
+    shape = tuple(d if isinstance(d, int) else sizes.get(d, 3) for d in t.shape)
+    if t.dtype == "i64":
+        return rng.integers(0, 2, size=shape).astype(np.int64)
+    if not t.is_float:
+        raise AssertionError(f"no generic input for {t}")
+    return rng.normal(size=shape)
 
 
 def _applicable(handle) -> list[str]:
