@@ -220,7 +220,7 @@ def lower_body(ctx: Ctx, decl: A.FnDecl):
         return Results(tuple(lower_expr(ctx, v) for v in value.items),
                        tuple(r.name for r in ctx.sig.results), value.span, text_of(value.span))
     if isinstance(value, A.TupleExpr):
-        raise MetaccError("a tuple result is returned without parentheses", value.span,
+        raise MetaccError("results are returned without parentheses: `return a, b`", value.span,
                           found=f"return {text_of(value.span)}",
                           hint=f"write `return {', '.join(text_of(v.span) for v in value.items)}`")
     return lower_expr(ctx, value, results=True)      # `return g(...)` may hand g's tuple result on whole

@@ -18,6 +18,7 @@ from metacc.frontend.context import Ctx, Env, Poisoned
 from metacc.frontend.declarations import Declarations, Signature
 from metacc.frontend.diagnostics import Reporter
 from metacc.frontend.frame import Frame
+from metacc.frontend.stmts import name_value
 from metacc.frontend.values import Number, Record, Results, Tensor, Tree, leaves
 from metacc.ir.verify import verify
 from metacc.program import Function, Program
@@ -156,7 +157,11 @@ class Unit:
             return None
         if self.reporter.count > before:
             return None
-        n_aux = sum(len(leaves(v)) for v in result.values[1:]) if isinstance(result, Results) else 0
+        n_aux = 0
+        if isinstance(result, Results):
+            # outputs computed in the return statement take the declared names (`acc`, not `div`)
+            result = replace(result, values=tuple(name_value(ctx, v, n) for v, n in zip(result.values, result.names)))
+            n_aux = sum(len(leaves(v)) for v in result.values[1:])
         ir = replace(frame.func(decl.name, [leaf.atom for leaf in leaves(result)], decl.name_span), n_aux=n_aux)
         ir = verify(ir)
         args = tuple(self._program_arg(sig, a) for a in sig.args)

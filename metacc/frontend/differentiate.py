@@ -89,6 +89,14 @@ def lower_grad(ctx: Ctx, node: A.Call):
     inner = ctx.but(frame=sub, env=env)
     dtype = leaves(target)[0].type.dtype
     y = _scalar_objective(inner, lower_expr(inner, expr), expr, dtype, "the expression given to grad")
+    if isinstance(expr, A.Name) and expr.id != root_name and y.atom not in sub.owned:
+        # a value computed before the grad(...), `l, acc = f(p)` then grad(l, p): constant in here
+        raise MetaccError(f"`{expr.id}` is computed before this grad(...), so it does not vary with "
+                          f"`{text_of(wrt.span)}` here: its gradient would be zero", expr.span,
+                          hint=f"grad(expr, {text_of(wrt.span)}) differentiates only the uses of "
+                               f"`{text_of(wrt.span)}` inside expr: write the computation inside, e.g. "
+                               f"grad(loss({text_of(wrt.span)}, ...), {text_of(wrt.span)}), through a one-result "
+                               "fn where the loss comes from a tuple result")
     label = expr.func if isinstance(expr, A.Call) else "expr"
     fn = sub.func(f"grad_{label}", [y.atom], node.span)
     outer = [leaf.atom for leaf in leaves(target)]

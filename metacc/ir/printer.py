@@ -98,8 +98,10 @@ def format_func(fn: Func, names: Names | None = None, indent: str = "") -> str:
     names = names or Names()
     args = ", ".join(f"{names.name(v)}: {v.type}" for v in fn.ins)
     outs = ", ".join(str(t) for t in fn.out_types)
-    lines = [_with_comment(f"{indent}func {fn.name}({args}) -> ({outs}) {{",
-                           fn.span.short() if fn.span else None)]
+    where = fn.span.short() if fn.span else None
+    if fn.n_aux:        # a tuple result's results after the first: computed, never differentiated
+        where = f"{where + '; ' if where else ''}{fn.n_aux} auxiliary output{'s' * (fn.n_aux > 1)} (last)"
+    lines = [_with_comment(f"{indent}func {fn.name}({args}) -> ({outs}) {{", where)]
     lines += _format_body(fn, names, indent + "  ")
     lines.append(f"{indent}}}")
     return "\n".join(lines)

@@ -146,7 +146,9 @@ def mod(tmp_path_factory):
     return metacc.compile(SRC, cache_dir=tmp_path_factory.mktemp("loop_index_cache"))
 
 
-@pytest.mark.parametrize("variant", ["plain", "truncate", "checkpoint"])
+# the kernel IR of every variant is checked above; compiling the annotated ones takes 15-25 s each
+@pytest.mark.parametrize("variant", ["plain", pytest.param("truncate", marks=pytest.mark.slow),
+                                     pytest.param("checkpoint", marks=pytest.mark.slow)])
 def test_compiled_meta_gradient_equals_the_interpreter(mod, prog, args, variant):
     rng = np.random.default_rng(4)
     b = 2
@@ -190,3 +192,35 @@ def test_mistakes_are_located_errors(marked, message, hint):
     assert (err.line, err.col) == (line, col), err.render()
     if hint:
         assert hint in err.hint, err.render()
+
+
+NESTED = HEAD + """
+meta nested(theta: Net, r: Rates, t: Reg) -> f64 {
+    p = theta
+    repeat 2 as i @checkpoint(snapshots=2) {
+        repeat 2 as j {
+            p = p - grad(r.alpha[j] * (1.0 + f64(i)) * loss(p, t.support.x, t.support.y), p)
+        }
+    }
+    return loss(p, t.query.x, t.query.y)
+}
+meta nested_twin(theta: Net, r: Rates, t: Reg) -> f64 {
+    p = theta
+    p = p - grad(r.alpha[0] * 1.0 * loss(p, t.support.x, t.support.y), p)
+    p = p - grad(r.alpha[1] * 1.0 * loss(p, t.support.x, t.support.y), p)
+    p = p - grad(r.alpha[0] * 2.0 * loss(p, t.support.x, t.support.y), p)
+    p = p - grad(r.alpha[1] * 2.0 * loss(p, t.support.x, t.support.y), p)
+    return loss(p, t.query.x, t.query.y)
+}
+"""
+
+
+@pytest.mark.parametrize("kind", ["forward", "meta_grad", "hvp"])
+def test_nested_indices_used_inside_grad_equal_the_unrolled_program(args, kind):
+    prog = load_source(NESTED, "nested.meta")
+    rng = np.random.default_rng(8)
+    extra = [rng.normal(size=np.shape(args[i])) for i in WRT] if kind == "hvp" else []
+    got = evaluate(kernel_ir(_ir(prog, "nested"), kind, WRT if kind != "forward" else None), args + extra)
+    want = evaluate(kernel_ir(_ir(prog, "nested_twin"), kind, WRT if kind != "forward" else None), args + extra)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)

@@ -213,13 +213,16 @@ def _error(body: str) -> MetaccError:
 
 
 @pytest.mark.parametrize("marked,message,hint", [
-    ("fn f(x: f64) -> (a: f64, b: f64) { return $(x, x) }", "returned without parentheses", "return x, x"),
+    ("fn f(x: f64) -> (a: f64, b: f64) { return $(x, x) }", "returned without parentheses: `return a, b`",
+     "return x, x"),
     ("fn f(p: Net, x: f64[n, 3]) -> f64 { a = $two(p, x) return a }", "returns 2 results (a, b)",
      "a, b = two(p, x)"),
     ("fn f(p: Net, x: f64[n, 3]) -> f64 { return $two(p, x)[0] }", "destructure them first", "not indexed"),
     ("fn f(p: Net, x: f64[n, 3]) -> f64 { $a, b, c = two(p, x) return a }", "but 3 names are assigned",
      "name every result"),
     ("fn f(x: f64) -> $(a: f64) { return x }", "at least two results", "-> f64"),
+    ("fn f(p: Net, x: f64[n, 3]) -> f64 { a, b = two(p, x) g = grad($a, p) return sum(g.w) }",
+     "`a` is computed before this grad(...)", "one-result fn"),
     ("fn f(x: f64) -> (a: f64, $a: f64) { return x, x }", "named twice", None),
     ("fn f(x: f64) -> (a: f64, b: f64) { return $x }", "returns 2 results (a, b)", "return a, b"),
     ("fn f(x: f64) -> f64 { return $x, x }", "returns one value", "-> (loss: f32, acc: f32)"),
@@ -240,3 +243,40 @@ def test_mistakes_are_located_errors_with_a_hint(marked, message, hint):
 def test_unnamed_results_are_a_named_syntax_error():
     err = _error("fn f(x: f64) -> (f64, f64) { return x, x }")
     assert "needs a name" in err.message and "(loss: f32, acc: f32)" in err.hint
+
+
+def test_meta_vjp_jvp_hvp_kernels_differentiate_the_loss(mod, data):
+    """The meta's per-task kernels (the interpreter runs one task): vjp and jvp of the loss
+    against central differences, hvp symmetric; the accuracy is passed through untouched."""
+    theta, tasks = data
+    ir = mod.program.functions["maml"].ir
+    task = [tasks["support"]["x"][0], tasks["support"]["y"][0], tasks["query"]["x"][0], tasks["query"]["y"][0],
+            np.float64(0.3)]
+    args = _flat_theta(theta) + task
+    rng = np.random.default_rng(9)
+    v = [rng.normal(size=a.shape) for a in _flat_theta(theta)]
+    u = [rng.normal(size=a.shape) for a in _flat_theta(theta)]
+    at = lambda s: evaluate(ir, [theta["w"] + s * v[0], theta["b"] + s * v[1]] + task)  # noqa: E731
+    fd = (at(EPS)[0] - at(-EPS)[0]) / (2 * EPS)
+    loss, acc, t = evaluate(kernel_ir(ir, "jvp", [0, 1]), args + v)
+    np.testing.assert_allclose(t, fd, rtol=1e-6)
+    np.testing.assert_allclose([loss, acc], at(0.0), rtol=1e-12)
+    loss, acc, w_bar, b_bar = evaluate(kernel_ir(ir, "vjp", [0, 1]), args + [np.float64(1.0)])
+    np.testing.assert_allclose(np.sum(w_bar * v[0]) + np.sum(b_bar * v[1]), fd, rtol=1e-6)
+    hvp = kernel_ir(ir, "hvp", [0, 1])
+    hv, hu = evaluate(hvp, args + v)[2:], evaluate(hvp, args + u)[2:]
+    np.testing.assert_allclose(sum(np.sum(a * b) for a, b in zip(u, hv)),
+                               sum(np.sum(a * b) for a, b in zip(v, hu)), rtol=1e-9)
+
+
+def test_a_non_finite_auxiliary_result_does_not_poison_the_gradient():
+    prog = load_source("params Net { w: f64[3, 2] = zeros }\n"
+                       "fn f(p: Net, x: f64[n, 3]) -> (loss: f64, bad: f64) {\n"
+                       "    return sum(x @ p.w), log(sum(x) * 0.0 - 1.0)\n}\n", "nan_aux.meta")
+    ir = prog.functions["f"].ir
+    x = np.arange(6.0).reshape(2, 3)
+    loss, bad, g = evaluate(kernel_ir(ir, "grad", [0]), [np.ones((3, 2)), x])
+    assert np.isnan(bad) and np.isfinite(loss)
+    np.testing.assert_allclose(g, np.repeat(x.sum(axis=0)[:, None], 2, axis=1))
+    loss, bad, w_bar = evaluate(kernel_ir(ir, "vjp", [0]), [np.ones((3, 2)), x, np.float64(1.0)])
+    assert np.isnan(bad) and np.all(np.isfinite(w_bar))
