@@ -119,7 +119,7 @@ def _count(value, total: int, name: str) -> int:
     return check_count(value, name, "ClassSplit.random", minimum=0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)         # arrays inside: compare fields explicitly
 class EpisodeDraw:
     """What `Episodes.draw` picked for T episodes (kept for figures and checks).
 
