@@ -157,3 +157,20 @@ def test_tiny_run_writes_its_files(demo, tmp_path, capsys):
         assert f"wrote {tmp_path / name}" in out
     for png in ("accuracy_vs_steps_1shot.png", "accuracy_vs_steps_5shot.png", "episodes.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_dir_goes_to_the_omniglot_loader(demo, monkeypatch, tmp_path):
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake(data_dir):
+        seen.append(data_dir)
+        raise Stop
+    monkeypatch.setattr(demo, "fewshot_data", fake)
+    with pytest.raises(Stop):
+        demo.main(["--data", str(tmp_path), "--no-progress"])
+    with pytest.raises(Stop):
+        demo.main(["--no-progress"])
+    assert seen == [tmp_path, None]      # a folder: Omniglot (metacc.runtime.data.fewshot_data); none: the stand-in
