@@ -104,19 +104,21 @@ class ConvLowering:
 
     def emit_conv2d_input_grad(self, e: Eqn, plan) -> None:
         g, w = e.ins
-        xb = e.outs[0]
-        col = col_size(g.type.shape[1], g.type.shape[2], w.type.shape)
-        self._call("conv2d_input_grad_nhwc", e,
-                   [self._at(g) + self._at(w) + self._at(xb), self._scratch(e, plan) + self._scratch(e, plan, col)]
-                   + self._conv_geometry(e, xb.type.shape, w.type.shape, g.type.shape))
+        self._emit_conv_adjoint("conv2d_input_grad_nhwc", e, plan, image=e.outs[0], filt=w, g=g)
 
     def emit_conv2d_filter_grad(self, e: Eqn, plan) -> None:
         x, g = e.ins
-        wb = e.outs[0]
-        col = col_size(g.type.shape[1], g.type.shape[2], wb.type.shape)
-        self._call("conv2d_filter_grad_nhwc", e,
-                   [self._at(x) + self._at(g) + self._at(wb), self._scratch(e, plan) + self._scratch(e, plan, col)]
-                   + self._conv_geometry(e, x.type.shape, wb.type.shape, g.type.shape))
+        self._emit_conv_adjoint("conv2d_filter_grad_nhwc", e, plan, image=x, filt=e.outs[0], g=g)
+
+    def _emit_conv_adjoint(self, helper: str, e: Eqn, plan, image, filt, g) -> None:
+        """Both adjoints take (in0, in1, out) and two scratch areas: the shared one and an im2col
+        matrix of the cotangent's output positions."""
+        col = col_size(g.type.shape[1], g.type.shape[2], filt.type.shape)
+        a, b = e.ins
+        self._call(helper, e,
+                   [self._at(a) + self._at(b) + self._at(e.outs[0]),
+                    self._scratch(e, plan) + self._scratch(e, plan, col)]
+                   + self._conv_geometry(e, image.type.shape, filt.type.shape, g.type.shape))
 
     def _pool_geometry(self, e: Eqn, x_shape, y_shape) -> list[list[str]]:
         n, h, wd, c = x_shape

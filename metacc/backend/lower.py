@@ -338,6 +338,22 @@ class KernelWriter(ConvLowering):
         for sp in plan.scans.values():
             self._place(sp.body)
 
+    def dims_lines(self, w: Writer, names: list[str], offset: list[int]) -> None:
+        """Bind each symbolic dim from the first input that has it (axis shifted by offset[j],
+        1 where the input carries a leading task axis). Shared by the CPU and CUDA entries."""
+        for s in self.fn.symbols():
+            j, axis = next((j, i) for j, v in enumerate(self.fn.ins) for i, d in enumerate(v.type.shape) if d == s)
+            w.line(f"{self.dims[s]} = {names[j]}.shape[{axis + offset[j]}]")
+
+    def ws_function(self, name: str, per: str = "per dtype") -> str:
+        """`def NAME_ws(dims...)`: the workspace elements `per` dtype, as the entries size it."""
+        w = Writer()
+        sizes = self.ws_sizes()
+        with w.block(f"def {name}_ws({', '.join(self.dim_args)}):"):
+            w.line(f'"""Workspace elements {per} ({", ".join(self.ws_dtypes) or "none"})."""')
+            w.line(f"return ({''.join(sizes[dt] + ', ' for dt in self.ws_dtypes)})")
+        return w.text()
+
     def ws_sizes(self) -> dict[str, str]:
         """Workspace size per dtype as code over the dims locals."""
         out = {}

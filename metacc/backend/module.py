@@ -99,7 +99,7 @@ def _emit(b: Build) -> Build:
     task_src, in_names, out_args = kw.task(name)
     imports = _imports(kw)
     parts = [HEADER.format(what=fn.name), imports, task_src, "\n",
-             _ws_fn(kw, name), "\n", _call_fn(kw, name, in_names)]
+             kw.ws_function(name), "\n", _call_fn(kw, name, in_names)]
     entries = [f"ENTRY_CALL = {name}_call"]
     if b.batched is not None:
         parts += ["\n", _batched_fn(kw, name, in_names, list(b.batched), _reduce(b))]
@@ -161,22 +161,6 @@ def lower_batched(fn: Func, batched: list[bool], reduce: list[str]) -> str:
     return lower(fn, batched, reduce).source
 
 
-def _dims_lines(w: Writer, kw: KernelWriter, names: list[str], offset: list[int]) -> None:
-    fn = kw.fn
-    for s in fn.symbols():
-        j, axis = next((j, i) for j, v in enumerate(fn.ins) for i, d in enumerate(v.type.shape) if d == s)
-        w.line(f"{kw.dims[s]} = {names[j]}.shape[{axis + offset[j]}]")
-
-
-def _ws_fn(kw: KernelWriter, name: str) -> str:
-    w = Writer()
-    sizes = kw.ws_sizes()
-    with w.block(f"def {name}_ws({', '.join(kw.dim_args)}):"):
-        w.line(f'"""Workspace elements per dtype ({", ".join(kw.ws_dtypes) or "none"})."""')
-        w.line(f"return ({''.join(sizes[dt] + ', ' for dt in kw.ws_dtypes)})")
-    return w.text()
-
-
 def _alloc_ws(w: Writer, kw: KernelWriter, name: str, lead: str | None) -> list[str]:
     if not kw.ws_dtypes:
         return []
@@ -198,7 +182,7 @@ def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
     ranged = kw.batched is not None
     w = Writer()
     with w.block(f"def {name}_call({', '.join(in_names)}):"):
-        _dims_lines(w, kw, in_names, [0] * len(in_names))
+        kw.dims_lines(w, in_names, [0] * len(in_names))
         outs = []
         for a in fn.outs:
             if a.type.rank:
@@ -262,7 +246,7 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
     with w.block(f"def {name}{suffix}({', '.join(in_names)}):"):
         first = next(j for j, b in enumerate(batched) if b)
         w.line(f"n_tasks = {in_names[first]}.shape[0]")
-        _dims_lines(w, kw, in_names, [1 if b else 0 for b in batched])
+        kw.dims_lines(w, in_names, [1 if b else 0 for b in batched])
         for j, a in enumerate(fn.outs):
             shape = "n_tasks" if a.type.rank == 0 else f"n_tasks * {kw.size(a.type.shape)}"
             w.line(f"{per_task[j]} = np.empty({shape}, {NP_NAME[a.type.dtype]})")

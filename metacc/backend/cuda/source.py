@@ -70,22 +70,6 @@ def _args_table(kw: KernelWriter, in_names: list[str], batched) -> str:
     return "ARGS = (" + "".join(f"{r!r}, " for r in rows) + ")\n"
 
 
-def _dims(w: Writer, kw: KernelWriter, names: list[str], lead: list[int]) -> None:
-    fn = kw.fn
-    for s in fn.symbols():
-        j, axis = next((j, i) for j, v in enumerate(fn.ins) for i, d in enumerate(v.type.shape) if d == s)
-        w.line(f"{kw.dims[s]} = {names[j]}.shape[{axis + lead[j]}]")
-
-
-def _ws_fn(kw: KernelWriter, name: str) -> str:
-    w = Writer()
-    sizes = kw.ws_sizes()
-    with w.block(f"def {name}_ws({', '.join(kw.dim_args)}):"):
-        w.line(f'"""Workspace elements per dtype per task ({", ".join(kw.ws_dtypes) or "none"})."""')
-        w.line(f"return ({''.join(sizes[dt] + ', ' for dt in kw.ws_dtypes)})")
-    return w.text()
-
-
 def _inputs(w: Writer, kw: KernelWriter, in_names: list[str], batched) -> None:
     w.line(f"launch.check([{', '.join(in_names)}], ARGS)")
     w.line(f"keep = launch.on_device([{', '.join(in_names)}])     # device arrays in: results stay there")
@@ -131,7 +115,7 @@ def _batched_entry(kw: KernelWriter, name: str, in_names: list[str], batched, re
         _inputs(w, kw, in_names, batched)
         first = next(j for j, b in enumerate(batched) if b)
         w.line(f"n_tasks = {in_names[first]}.shape[0]")
-        _dims(w, kw, in_names, [1 if b else 0 for b in batched])
+        kw.dims_lines(w, in_names, [1 if b else 0 for b in batched])
         _to_device(w, kw, in_names, batched)
         for j, a in enumerate(fn.outs):
             size = "n_tasks" if a.type.rank == 0 else f"n_tasks * {kw.size(a.type.shape)}"
@@ -175,7 +159,7 @@ def _call_entry(kw: KernelWriter, name: str, in_names: list[str], scalars: list[
     w = Writer()
     with w.block(f"def {name}_call({', '.join(in_names)}):"):
         _inputs(w, kw, in_names, None)
-        _dims(w, kw, in_names, [0] * len(in_names))
+        kw.dims_lines(w, in_names, [0] * len(in_names))
         _to_device(w, kw, in_names, None)
         outs, si = iter(kw.out_args), iter(scalars)
         res = []
@@ -209,7 +193,7 @@ def cuda_source(kw: KernelWriter, batched, reduce) -> str:
     task_src = "@cuda.jit(device=True)\n" + rest
     helpers = ", ".join(sorted(kw.helpers | {"ld", "st"}))
     parts = [HEADER.format(what=fn.name, helpers=helpers), _args_table(kw, in_names, batched), "\n\n",
-             task_src, "\n\n", _ws_fn(kw, name), "\n"]
+             task_src, "\n\n", kw.ws_function(name, "per dtype per task"), "\n"]
     if batched is not None:
         reduce = list(reduce) if reduce is not None else ["mean"] * len(fn.outs)
         parts += ["\n", _task_kernel(kw, name), "\n\n", _batched_entry(kw, name, in_names, batched, reduce)]
