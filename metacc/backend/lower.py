@@ -296,6 +296,34 @@ class KernelWriter(ConvLowering):
         src.lines += head.lines + body.lines
         return src.text(), in_names, out_args
 
+    def name_kinds(self) -> dict[str, str]:
+        """What the written kernel's names hold, for outlining (metacc.backend.outline):
+        "a:<dtype>" a 1-D buffer argument, "s:<dtype>" a scalar, "i" an integer argument.
+        The offsets and counters of the body are ints the outliner infers itself."""
+        fn, kinds = self.fn, {}
+        for j, (v, n) in enumerate(zip(fn.ins, self._kernel_ins)):
+            kinds[n] = f"a:{v.type.dtype}" if v.type.rank or n != self._in_names[j] else f"s:{v.type.dtype}"
+            if n != self._in_names[j]:              # a batched scalar, read per task into its name
+                kinds[self._in_names[j]] = f"s:{v.type.dtype}"
+        tensors = [a for a in fn.outs if a.type.rank]
+        for name, a in zip(self.out_args, tensors):
+            kinds[name] = f"a:{a.type.dtype}"
+        for name, a in zip(self.scalar_out_args, [a for a in fn.outs if a.type.rank == 0]):
+            kinds[name] = f"a:{a.type.dtype}"
+        for dt in self.ws_dtypes:
+            kinds[f"ws_{dt}"] = f"a:{dt}"
+        for name in ["task_lo", "task_hi"] + self.dim_args + self.size_args:
+            kinds[name] = "i"
+
+        def scalars(plan: BodyPlan) -> None:
+            for v, kind in plan.storage.items():
+                if kind == "scalar" and self.names.has(v):
+                    kinds.setdefault(self.names(v), f"s:{v.type.dtype}")
+            for sp in plan.scans.values():
+                scalars(sp.body)
+        scalars(self.plan)
+        return kinds
+
     def _layout(self, head: Writer) -> None:
         """The workspace layout as one table: each buffer's offset, fixed for the whole call.
 

@@ -31,6 +31,7 @@ from metacc.passes.inline import inline_calls
 from metacc.backend.literals import NP_NAME
 from metacc.backend.lower import KernelWriter, shape_code
 from metacc.backend.naming import sanitize
+from metacc.backend.outline import Nest, outline
 from metacc.backend.wrap import wrap_source
 from metacc.backend.writer import Writer
 from metacc.errors import InternalError
@@ -97,8 +98,9 @@ def _emit(b: Build) -> Build:
     kw, fn = b.writer, b.fn
     name = sanitize(fn.name)
     task_src, in_names, out_args = kw.task(name)
+    task_src, nests = outline(task_src, kw.name_kinds())
     imports = _imports(kw)
-    parts = [HEADER.format(what=fn.name), imports, task_src, "\n",
+    parts = [HEADER.format(what=fn.name), imports, _nest_table(nests), task_src, "\n",
              kw.ws_function(name), "\n", _call_fn(kw, name, in_names)]
     entries = [f"ENTRY_CALL = {name}_call"]
     if b.batched is not None:
@@ -152,6 +154,26 @@ def _imports(kw: KernelWriter) -> str:
     if kw.links:
         text += f"\nlink({', '.join(repr(x) for x in sorted(kw.links))})\n"
     return text + "\n\n"
+
+
+def _nest_table(nests: list[Nest]) -> str:
+    """The kernel's loop nests (metacc.backend.outline), linked when the module is imported
+    (metacc.runtime.nests): each compiled once, or loaded from the cache, under its hash."""
+    if not nests:
+        return ""
+    w = Writer()
+    w.line("from metacc.runtime.nests import link_nests")
+    w.line()
+    w.comment("loop nests, compiled once each and shared by every kernel that has them (metacc.backend.outline);")
+    w.comment("parameters: a buffer (a0, with its length), an int (n0: offsets, sizes, literals), a scalar (s0)")
+    w.line("NESTS = {")
+    for n in nests:
+        w.line(f'    "{n.name}": ("{" ".join(n.kinds)}", """')
+        w.lines += n.source.rstrip("\n").split("\n")
+        w.line('"""),')
+    w.line("}")
+    w.line("globals().update(link_nests(NESTS, globals()))")
+    return w.text() + "\n\n"
 
 
 def lower_batched(fn: Func, batched: list[bool], reduce: list[str]) -> str:

@@ -1,0 +1,72 @@
+"""Calling an outlined loop nest (metacc.backend.outline) from a kernel, by address.
+
+A nest is a C-ABI cfunc, compiled once and registered with LLVM under the symbol
+`metacc_<name>` (metacc.runtime.nests); the kernel sees only a declaration, as it
+sees the matmuls' (metacc.backend.extern). Its parameters, by kind:
+
+    "a:f32"   a buffer: passed as the array's data pointer and its length
+    "i"       an int64 (an offset, a size, an integer literal of the nest)
+    "s:f32"   a scalar of that dtype
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+DTYPES = {"f32": types.float32, "f64": types.float64, "i64": types.int64, "bool": types.boolean,
+          "key": types.uint64}
+_i64 = types.int64
+
+
+def c_signature(kinds: tuple[str, ...]):
+    """The cfunc's signature: void(pointer, int64 for each buffer; int64; scalar...)."""
+    args = []
+    for k in kinds:
+        if k.startswith("a:"):
+            args += [types.CPointer(DTYPES[k[2:]]), _i64]
+        elif k == "i":
+            args.append(_i64)
+        else:
+            args.append(DTYPES[k[2:]])
+    return types.void(*args)
+
+
+def symbol(name: str) -> str:
+    return f"metacc_{name}"
+
+
+def call_intrinsic(name: str, kinds: tuple[str, ...]):
+    """An intrinsic `name(args...)` that calls the nest's symbol."""
+    sig = c_signature(kinds)
+
+    def typer(typingctx, args):
+        if len(args) != len(kinds):
+            return None
+        for k, a in zip(kinds, args):
+            if k.startswith("a:"):
+                if not (isinstance(a, types.Array) and a.ndim == 1 and a.dtype == DTYPES[k[2:]]):
+                    return None
+            elif not isinstance(a, (types.Integer, types.Float, types.Boolean)):
+                return None
+
+        def codegen(context, builder, csig, cargs):
+            out = []
+            for k, t, v in zip(kinds, csig.args, cargs):
+                if k.startswith("a:"):
+                    ary = context.make_array(t)(context, builder, v)
+                    out += [ary.data, ary.nitems]
+                else:
+                    out.append(context.cast(builder, v, t, _i64 if k == "i" else DTYPES[k[2:]]))
+            fnty = ir.FunctionType(context.get_value_type(sig.return_type),
+                                   [context.get_value_type(t) for t in sig.args])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, symbol(name))
+            builder.call(fn, out)
+            return context.get_dummy_value()
+        return types.void(*args), codegen
+    # an intrinsic's typer takes one named parameter per argument
+    params = ", ".join(f"a{i}" for i in range(len(kinds)))
+    space = {"typer": typer}
+    exec(f"def {name}(typingctx, {params}):\n    return typer(typingctx, ({params},))\n", space)
+    return intrinsic(space[name])

@@ -1,0 +1,178 @@
+"""Outlined loop nests (metacc.backend.outline): compiled once, cached by content, linked.
+
+A generated kernel module lists its nests, each as (parameter kinds, source), and calls
+
+    globals().update(link_nests(NESTS, globals()))
+
+when it is imported. For each nest, in this order:
+- already linked in this process (another kernel has it): nothing to do;
+- its cache entry `<cache>/nests/<key>/` (the same checked entry format as a kernel's,
+  metacc.runtime.cache; the key hashes the nest's name, which is the hash of its kinds
+  and text, its text, and the metacc and Numba versions) is loaded, or written and
+  compiled, as a C-ABI cfunc whose machine code Numba caches inside the entry;
+- its address is registered with LLVM as `metacc_<name>`,
+and the module gets an intrinsic of the nest's name that calls that symbol. A nest
+shared by several kernels, programs or sizes of one program is compiled once.
+
+Nests not yet compiled are built by a pool of worker processes when there are
+several and more than one CPU (each writes its entry; this process then loads it),
+otherwise here.
+
+With no usable cache (the kernel itself compiled in memory) nests are compiled in
+memory too.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import llvmlite.binding as llvm
+import numba
+from numba.core.ccallback import CFunc
+from numba.core.compiler_lock import global_compiler_lock
+
+from metacc.backend.nest_call import c_signature, call_intrinsic, symbol
+from metacc.backend.outline import PLACEHOLDER, nest_name
+from metacc.errors import InternalError
+from metacc.runtime import cache
+
+HEADER = '''"""metacc loop nest (metacc.backend.outline): generated code, shared by the kernels that call it."""
+import numpy as np
+from numba import carray
+
+from metacc.backend.helpers import (
+    fold, ld, mix, normal_f32, normal_f64, sigmoid_f32, sigmoid_f64, softplus_f32, softplus_f64, st,
+    uniform53, uniform_f32, uniform_f64)
+
+'''
+OPTIONS = {"error_model": "numpy"}
+WORKER_TIMEOUT_S = 600          # a worker that hangs is stopped; its nests are built here
+
+_linked: dict[str, CFunc] = {}          # keeps each nest's machine code alive
+
+
+def nest_entry(name: str, kinds: tuple[str, ...], source: str) -> tuple[str, dict, str]:
+    """(cache key, what the key was made of, the module text) of one nest."""
+    text = HEADER + source
+    parts = {"nest": name, "kinds": list(kinds), "source_sha256": hashlib.sha256(text.encode()).hexdigest(),
+             "metacc": cache.compiler_build(), "numba": numba.__version__}
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+    return key, parts, text
+
+
+def _check(name: str, kinds: tuple[str, ...], source: str) -> None:
+    if nest_name(kinds, source.replace(f"def {name}(", f"def {PLACEHOLDER}(", 1)) != name:
+        raise InternalError(f"loop nest {name}: its text does not match its name")
+
+
+def _compile(name: str, kinds: tuple[str, ...], source: str, root: Path | None) -> CFunc:
+    key, parts, text = nest_entry(name, kinds, source)
+    if root is not None:
+        mod, _built, entry = cache.open_module(root / "nests", key, parts, lambda: text)
+    else:
+        mod, entry = cache.load_module(text, key, None), None
+    pyfunc = getattr(mod, name)
+    sig = c_signature(kinds)
+    cf = CFunc(pyfunc, (sig.args, sig.return_type), locals={}, options=dict(OPTIONS))
+    if entry is not None:
+        cf._cache = cache.EntryCache(pyfunc, entry)
+    cf.compile()
+    return cf
+
+
+def link_nests(table: dict[str, tuple[str, str]], module_globals: dict) -> dict:
+    """The intrinsics calling each nest of `table` ({name: (kinds, source)}), every nest
+    compiled or loaded and its symbol registered first."""
+    where = module_globals.get("__metacc_entry__")
+    root = where[0].root if where is not None else None
+    out = {}
+    with global_compiler_lock:
+        todo = []
+        for name, (kinds_text, source) in table.items():
+            kinds = tuple(kinds_text.split())
+            source = source.lstrip("\n")          # the table's text opens on the line after its quotes
+            _check(name, kinds, source)
+            out[name] = call_intrinsic(name, kinds)
+            if name not in _linked:
+                todo.append((name, kinds, source))
+        if root is not None and len(todo) > 1:
+            _build_in_parallel(todo, root)
+        for name, kinds, source in todo:
+            _link(name, kinds, source, root)
+    return out
+
+
+def _link(name: str, kinds: tuple[str, ...], source: str, root: Path | None) -> None:
+    if name not in _linked:
+        cf = _compile(name, kinds, source, root)
+        llvm.add_symbol(symbol(name), cf.address)
+        _linked[name] = cf
+
+
+# ---- building many nests at once: worker processes --------------------------------
+
+def _workers() -> int:
+    env = os.environ.get("METACC_COMPILE_WORKERS")
+    if env is not None:
+        try:
+            return max(0, int(env))
+        except ValueError:
+            return 0
+    return min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+
+
+def _build_in_parallel(todo: list, root: Path) -> None:
+    """Compile the nests that have no machine code in the cache yet: a share here, the
+    others' in worker processes at the same time (Numba holds the GIL while it compiles:
+    threads would not help), which write them into the cache. Each worker is a
+    fresh `python -c` that imports only metacc (never the user's script, as
+    multiprocessing's spawn would) and reads its share of nests as JSON on stdin. A
+    worker that fails only loses the head start: what it did not build is built here."""
+    n = _workers()
+    if n <= 1:
+        return
+    missing = [t for t in todo if not _cached(root, *t)]
+    if len(missing) < 2:
+        return
+    # round robin over nests in program order: similar sizes in every share
+    chunks = [missing[i::n] for i in range(min(n, len(missing)))]
+    env = dict(os.environ, METACC_COMPILE_WORKERS="0")
+    procs = []
+    try:
+        for chunk in chunks[1:]:
+            p = subprocess.Popen([sys.executable, "-c", "from metacc.runtime.nests import worker_main; worker_main()"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            procs.append(p)
+            job = {"root": str(root), "nests": [[name, list(kinds), source] for name, kinds, source in chunk]}
+            p.stdin.write(json.dumps(job).encode())
+            p.stdin.close()
+    except OSError:
+        pass                                 # no processes here: compile in this one
+    for name, kinds, source in chunks[0]:
+        _link(name, kinds, source, root)
+    for p in procs:
+        try:
+            p.wait(timeout=WORKER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def worker_main() -> None:
+    """A build worker: compile each nest read from stdin into its cache entry."""
+    job = json.loads(sys.stdin.buffer.read())
+    for name, kinds, source in job["nests"]:
+        _compile(name, tuple(kinds), source, Path(job["root"]))
+
+
+def _cached(root: Path, name: str, kinds: tuple[str, ...], source: str) -> bool:
+    key, _parts, _text = nest_entry(name, kinds, source)
+    pycache = root / "nests" / key / "__pycache__"
+    try:
+        return any(n.endswith(".nbc") for n in os.listdir(pycache))
+    except OSError:
+        return False
