@@ -669,11 +669,8 @@ class KernelWriter(ConvLowering):
             if c.type.rank:
                 self.loc[c] = (f"ws_{c.type.dtype}", cn)
             if mode in ("swap", "stage"):
-                buf0, buf1 = sp.spare[i]
-                w.line(f"{cn} = {buf0}")
-                self.copy(self.loc[c], init)
-                other = self.names(carry_outs[i]) if mode == "swap" else self._spare_name(c)
-                w.line(f"{other} = {buf1}")
+                # the carry starts in buf0; iteration j reads buf[j % 2] and writes buf[1 - j % 2]
+                self.copy((f"ws_{c.type.dtype}", sp.spare[i][0]), init)
             elif mode == "keep":
                 if c.type.rank:
                     base, off = self.loc[init]
@@ -702,6 +699,21 @@ class KernelWriter(ConvLowering):
         depth = w.depth
         w.line(f"for {k} in {rng}:")
         w.depth += 1
+        rotating = [i for i, m in enumerate(sp.modes) if m in ("swap", "stage")]
+        if rotating:
+            # Each of the two buffers of a rotating carry is an offset assigned once per
+            # iteration, from the iteration's parity, not swapped at its end: a swapped local
+            # is a variable defined twice, and Numba's SSA pass costs (variables defined more
+            # than once) x (statements of the kernel); a checkpointed K = 100 kernel spent a
+            # third of its build there
+            flip = self.names.fresh("flip")
+            w.line(f"{flip} = {f'({length} - 1 - {k})' if e.params.get('reverse') else k} % 2")
+            for i in rotating:
+                c, (buf0, buf1) = b_carry[i], sp.spare[i]
+                cn = self.names(c)
+                other = self.names(carry_outs[i]) if sp.modes[i] == "swap" else self._spare_name(c)
+                w.line(f"{cn} = {buf0} + {flip} * ({buf1} - {buf0})")
+                w.line(f"{other} = {buf0} + {buf1} - {cn}")
         for bv, x in zip(b_xs, xs):
             base, off = self.loc[x]
             row = self.size(bv.type.shape)
@@ -735,15 +747,10 @@ class KernelWriter(ConvLowering):
                 self.copy(self.loc_of_spare(c), o)
         for i, (c, o) in enumerate(zip(b_carry, carry_outs)):
             cn, mode = self.names(c), sp.modes[i]
-            if mode == "swap":
-                w.line(f"{cn}, {self.names(o)} = {self.names(o)}, {cn}")
+            if mode in ("swap", "stage", "keep"):
+                pass                    # rotating carries are placed at the top of the next iteration
             elif mode == "rebind":
                 w.line(f"{cn} = {self.names(o)}")
-            elif mode == "stage":
-                sn = self._spare_name(c)
-                w.line(f"{cn}, {sn} = {sn}, {cn}")
-            elif mode == "keep":
-                pass
             else:
                 scalars_c.append(cn)
                 scalars_o.append(self.atom(o))
@@ -753,7 +760,11 @@ class KernelWriter(ConvLowering):
                    else f"{scalars_c[0]} = {scalars_o[0]}")
         w.depth = depth
         for i, (v, c) in enumerate(zip(e.outs[:nk], b_carry)):
-            w.line(f"{self.names(v)} = {self.names(c)}")
+            if sp.modes[i] in ("swap", "stage"):
+                # after `length` iterations the carry is in buf[length % 2]
+                w.line(f"{self.names(v)} = {sp.spare[i][length % 2]}")
+            else:
+                w.line(f"{self.names(v)} = {self.names(c)}")
             if c.type.rank:
                 base = self.loc[c][0] if sp.modes[i] == "keep" else f"ws_{c.type.dtype}"
                 self.loc[v] = (base, self.names(v))

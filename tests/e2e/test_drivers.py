@@ -38,12 +38,7 @@ def _leaves(tree):
     return [leaf for sub in tree for leaf in _leaves(sub)]
 
 
-# conv4_maml's full-size kernels take minutes to compile cold (Numba): under -m slow
-SLOW_DRIVERS = {"conv4_maml"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_DRIVERS else [])
-                                  for n in DRIVERS])
+@pytest.mark.parametrize("name", DRIVERS)
 def test_driver_takes_meta_training_steps(name, capsys):
     driver = load_driver(name)
     params, log = driver.main(["--iterations", "3", "--meta-batch", "2", "--dtype", "f64"] + EVAL.get(name, []))

@@ -296,12 +296,7 @@ def check_kind(handle, kind, args, kw, wrt=None, seed=0) -> None:
 
 # ---- the default run: each example's meta function, forward and value_and_grad ---------
 
-# conv4_maml's full-size kernels take minutes to compile cold (Numba); its tiny copy is
-# checked against the interpreter in the default run by tests/e2e/test_conv4_maml.py
-SLOW_PROGRAMS = {"conv4_maml"}
-
-
-@pytest.mark.parametrize("name,kind", [pytest.param(n, k, marks=[pytest.mark.slow] if n in SLOW_PROGRAMS else [])
+@pytest.mark.parametrize("name,kind", [(n, k)
                                        for n in PROGRAMS for k in ("forward", "grad")
                                        if (n, k) != ("imaml", "grad")])      # see CG_LINE
 def test_meta_function_matches_interpreter(name, kind):
