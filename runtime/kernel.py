@@ -20,6 +20,7 @@ from metacc.ir.core import Func
 from metacc.disconnected import emit as emit_notes
 from metacc.runtime.cache import entry_key, open_module
 from metacc.runtime.device import device_leaves
+from metacc.runtime.nests import prestart
 from metacc.runtime.progress import first_call
 
 _SINGULAR = re.compile(r"metacc: (.*)")
@@ -73,6 +74,12 @@ class Kernel:
         # with the kernel's WARNINGS, repeated by module() when it comes from the cache
         return self.pipeline.kernel_source(self.base, self._kind, self._wrt, self.batched)
 
+    def _new_source(self) -> str:
+        """The source of a kernel about to be built: start the workers that build its loop
+        nests (metacc.runtime.nests) first, so that they are ready when it is."""
+        prestart()
+        return self.source()
+
     def show(self, stage: str = "numba") -> str:
         """The kernel after a stage: 'numba' its module, 'ir' and 'simplified' its IR, or
         the program after any pass of its pipeline (an unknown name says which exist)."""
@@ -86,7 +93,7 @@ class Kernel:
         if self._mod is None:
             key, parts = entry_key(self.source_key, self.label, self.dtype)
             # _entry is None when the kernel is compiled in memory (the cache cannot be used)
-            self._mod, self._fresh, self._entry = open_module(self.cache_dir, key, parts, self.source)
+            self._mod, self._fresh, self._entry = open_module(self.cache_dir, key, parts, self._new_source)
             if not self._fresh:     # building warned already; a cached kernel repeats its notes
                 emit_notes(getattr(self._mod, "WARNINGS", ()))
         return self._mod

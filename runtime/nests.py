@@ -14,18 +14,21 @@ when it is imported. For each nest, in this order:
 and the module gets an intrinsic of the nest's name that calls that symbol. A nest
 shared by several kernels, programs or sizes of one program is compiled once.
 
-Nests not yet compiled are built by a pool of worker processes when there are
-several and more than one CPU (each writes its entry; this process then loads it),
-otherwise here.
+Nests not yet compiled are shared with worker processes when there are several
+(MIN_PARALLEL) and more than one CPU (each worker writes its entries; this process then
+loads them), otherwise built here.
 
 With no usable cache (the kernel itself compiled in memory) nests are compiled in
 memory too.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
 import os
+import threading
 import subprocess
 import sys
 from pathlib import Path
@@ -51,8 +54,10 @@ from metacc.backend.helpers import (
 '''
 OPTIONS = {"error_model": "numpy"}
 WORKER_TIMEOUT_S = 600          # a worker that hangs is stopped; its nests are built here
+MIN_PARALLEL = 6                # fewer missing nests (~0.13 s each) are not worth a worker's start
 
 _linked: dict[str, CFunc] = {}          # keeps each nest's machine code alive
+_lock = threading.Lock()
 
 
 def nest_entry(name: str, kinds: tuple[str, ...], source: str) -> tuple[str, dict, str]:
@@ -136,25 +141,24 @@ def _build_in_parallel(todo: list, root: Path) -> None:
     if n <= 1:
         return
     missing = [t for t in todo if not _cached(root, *t)]
-    if len(missing) < 2:
+    if len(missing) < MIN_PARALLEL:
         return
-    # round robin over nests in program order: similar sizes in every share
-    chunks = [missing[i::n] for i in range(min(n, len(missing)))]
-    env = dict(os.environ, METACC_COMPILE_WORKERS="0")
-    procs = []
-    try:
-        for chunk in chunks[1:]:
-            p = subprocess.Popen([sys.executable, "-c", "from metacc.runtime.nests import worker_main; worker_main()"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-            procs.append(p)
-            job = {"root": str(root), "nests": [[name, list(kinds), source] for name, kinds, source in chunk]}
+    procs = _take_workers(n - 1)
+    # round robin over nests in program order, so that each share has big and small ones;
+    # the workers' shares first: this process starts at once, a worker may still be importing
+    chunks = [missing[i::len(procs) + 1] for i in range(len(procs) + 1)]
+    busy = []
+    for p, chunk in zip(procs, chunks[1:]):
+        job = {"root": str(root), "nests": [[name, list(kinds), source] for name, kinds, source in chunk]}
+        try:
             p.stdin.write(json.dumps(job).encode())
             p.stdin.close()
-    except OSError:
-        pass                                 # no processes here: compile in this one
+            busy.append(p)
+        except OSError:                      # the worker died: its share is built here
+            chunks[0] += chunk
     for name, kinds, source in chunks[0]:
         _link(name, kinds, source, root)
-    for p in procs:
+    for p in busy:
         try:
             p.wait(timeout=WORKER_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -162,9 +166,62 @@ def _build_in_parallel(todo: list, root: Path) -> None:
             p.wait()
 
 
+# Workers started ahead (prestart): a worker spends about a second importing Numba and
+# metacc, which the caller spends meanwhile generating the kernel whose nests it will build.
+_idle: list[subprocess.Popen] = []
+
+
+def _spawn() -> subprocess.Popen | None:
+    env = dict(os.environ, METACC_COMPILE_WORKERS="0")
+    try:
+        return subprocess.Popen([sys.executable, "-c", "from metacc.runtime.nests import worker_main; worker_main()"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env)
+    except OSError:
+        return None                          # no processes here: everything is built in this one
+
+
+def prestart() -> None:
+    """Start the build workers now (a kernel is about to be generated and built)."""
+    with _lock:
+        _idle[:] = [p for p in _idle if p.poll() is None]
+        while len(_idle) < _workers() - 1:
+            p = _spawn()
+            if p is None:
+                break
+            _idle.append(p)
+
+
+def _take_workers(n: int) -> list[subprocess.Popen]:
+    with _lock:
+        procs = [p for p in _idle if p.poll() is None][:n]
+        _idle[:] = [p for p in _idle if p.poll() is None and p not in procs]
+    while len(procs) < n:
+        p = _spawn()
+        if p is None:
+            break
+        procs.append(p)
+    return procs
+
+
+@atexit.register
+def _dismiss() -> None:
+    """Idle workers get an empty job and exit."""
+    for p in _idle:
+        with contextlib.suppress(OSError):
+            p.stdin.close()
+    for p in _idle:
+        with contextlib.suppress(Exception):
+            p.wait(timeout=5)
+
+
 def worker_main() -> None:
-    """A build worker: compile each nest read from stdin into its cache entry."""
-    job = json.loads(sys.stdin.buffer.read())
+    """A build worker: compile each nest read from stdin into its cache entry (an empty
+    job, when the worker was started ahead and not needed: nothing)."""
+    raw = sys.stdin.buffer.read()
+    if not raw.strip():
+        return
+    job = json.loads(raw)
     for name, kinds, source in job["nests"]:
         _compile(name, tuple(kinds), source, Path(job["root"]))
 

@@ -7,6 +7,8 @@ sees the matmuls' (metacc.backend.extern). Its parameters, by kind:
     "a:f32"   a buffer: passed as the array's data pointer and its length
     "i"       an int64 (an offset, a size, an integer literal of the nest)
     "s:f32"   a scalar of that dtype
+
+and a leading "r:f64" when the nest returns a scalar (a running total).
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ _i64 = types.int64
 
 
 def c_signature(kinds: tuple[str, ...]):
-    """The cfunc's signature: void(pointer, int64 for each buffer; int64; scalar...)."""
+    """The cfunc's signature: void(pointer, int64 for each buffer; int64; scalar...), or
+    a scalar result when kinds opens with "r:<dtype>" (a running total the nest returns)."""
+    ret, kinds = returns(kinds)
     args = []
     for k in kinds:
         if k.startswith("a:"):
@@ -30,7 +34,14 @@ def c_signature(kinds: tuple[str, ...]):
             args.append(_i64)
         else:
             args.append(DTYPES[k[2:]])
-    return types.void(*args)
+    return (DTYPES[ret] if ret else types.void)(*args)
+
+
+def returns(kinds: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """(the result's dtype or None, the parameters' kinds)."""
+    if kinds and kinds[0].startswith("r:"):
+        return kinds[0][2:], kinds[1:]
+    return None, kinds
 
 
 def symbol(name: str) -> str:
@@ -40,6 +51,8 @@ def symbol(name: str) -> str:
 def call_intrinsic(name: str, kinds: tuple[str, ...]):
     """An intrinsic `name(args...)` that calls the nest's symbol."""
     sig = c_signature(kinds)
+    ret, kinds = returns(kinds)
+    result = DTYPES[ret] if ret else types.void
 
     def typer(typingctx, args):
         if len(args) != len(kinds):
@@ -62,9 +75,9 @@ def call_intrinsic(name: str, kinds: tuple[str, ...]):
             fnty = ir.FunctionType(context.get_value_type(sig.return_type),
                                    [context.get_value_type(t) for t in sig.args])
             fn = cgutils.get_or_insert_function(builder.module, fnty, symbol(name))
-            builder.call(fn, out)
-            return context.get_dummy_value()
-        return types.void(*args), codegen
+            value = builder.call(fn, out)
+            return value if ret else context.get_dummy_value()
+        return result(*args), codegen
     # an intrinsic's typer takes one named parameter per argument
     params = ", ".join(f"a{i}" for i in range(len(kinds)))
     space = {"typer": typer}

@@ -79,16 +79,28 @@ def outline(src: str, kinds: dict[str, str]) -> tuple[str, list[Nest]]:
     for node in ast.walk(fn):
         if isinstance(node, ast.Name):
             uses[node.id] = uses.get(node.id, 0) + 1
+    loops = list(_candidates(fn))
+    # a name a loop assigns is its own local when every use of it anywhere is inside a loop
+    # that assigns it too: a scan body emitted twice (a checkpointed sweep recomputes the
+    # forward one) repeats its locals' names in both copies
+    local_uses: dict[str, int] = {}
+    for loop, _ in loops:
+        stored, inside = _names(loop)
+        for name in stored:
+            local_uses[name] = local_uses.get(name, 0) + inside[name]
+    own = {name for name, n in local_uses.items() if uses.get(name, 0) == n}
     lines = src.split("\n")
     nests: dict[str, Nest] = {}
     edits: list[tuple[int, int, list[str]]] = []       # (first line, last line, replacement), 0-based
-    for loop in _candidates(fn):
-        made = _nest(loop, lines, known, uses)
+    for loop, before in loops:
+        acc = _accumulator(loop, before, own)
+        made = _nest(loop, lines, known, own | {acc[0]} if acc else own, acc)
         if made is None:
             continue
         nest, call = made
         nests.setdefault(nest.name, nest)
-        edits.append((loop.lineno - 1, loop.end_lineno - 1, [" " * loop.col_offset + call]))
+        first = before.lineno if acc else loop.lineno
+        edits.append((first - 1, loop.end_lineno - 1, [" " * loop.col_offset + call]))
     for first, last, new in sorted(edits, reverse=True):
         lines[first:last + 1] = new
     return "\n".join(lines), list(nests.values())
@@ -150,27 +162,73 @@ def _is_int(e: ast.AST, ints: set[str]) -> bool:
 # ---- which loops are nests ---------------------------------------------------------
 
 def _candidates(fn: ast.FunctionDef):
-    """Every `for iN in ...` loop not inside another one: the nests of the body and of
-    the scans' bodies (scan loops count with other names and are looked into)."""
+    """(loop, the statement before it) for every `for iN in ...` loop not inside another
+    one: the nests of the body and of the scans' bodies (scan loops count with other names
+    and are looked into)."""
     def visit(body):
-        for s in body:
+        for j, s in enumerate(body):
             if isinstance(s, ast.For) and isinstance(s.target, ast.Name) and _INDEX.match(s.target.id):
-                yield s
+                yield s, body[j - 1] if j else None
             elif isinstance(s, (ast.For, ast.While, ast.If)):
                 yield from visit(s.body)
                 yield from visit(s.orelse)
     yield from visit(fn.body)
 
 
-def _nest(loop: ast.For, lines: list[str], known: dict[str, str], uses: dict[str, int]):
-    """(the Nest, the call that replaces the loop), or None when the loop must stay."""
+_NP_DTYPES = {"float64": "f64", "float32": "f32", "int64": "i64", "uint64": "key"}
+
+
+def _accumulator(loop: ast.For, before, own: set[str]) -> tuple[str, ast.Assign, str] | None:
+    """(name, its initialisation, dtype) when the loop's one value read after it is a
+    running total started on the line right before it (`acc = np.float64(0)`, a sum or a
+    maximum): the nest then starts it itself and returns it. Its dtype is the starting
+    value's, which the whole total keeps: the back end writes float32 code with float32
+    constants only (literals.py), and a float32 total with any float64 in its loop stays."""
+    stored, _ = _names(loop)
+    out = stored - own
+    if len(out) != 1 or not isinstance(before, ast.Assign) or before.end_lineno != loop.lineno - 1:
+        return None
+    (name,) = out
+    if len(before.targets) != 1 or not (isinstance(before.targets[0], ast.Name) and before.targets[0].id == name):
+        return None
+    init = before.value
+    if isinstance(init, ast.Call) and _np_attr(init.func) and init.func.attr in _NP_DTYPES \
+            and len(init.args) == 1 and isinstance(init.args[0], ast.Constant):
+        dt = _NP_DTYPES[init.func.attr]
+    elif isinstance(init, ast.Constant) and type(init.value) in (int, float):
+        dt = "f64" if isinstance(init.value, float) else "i64"
+    elif _np_attr(init) and init.attr == "inf" or isinstance(init, ast.UnaryOp) and _np_attr(init.operand) \
+            and init.operand.attr == "inf":
+        dt = "f64"
+    else:
+        return None
+    if dt == "f32" and any(isinstance(n, ast.Constant) and isinstance(n.value, float)
+                           or _np_attr(n) and n.attr == "float64" for n in ast.walk(loop)):
+        return None
+    return name, before, dt
+
+
+def _names(loop: ast.For) -> tuple[set[str], dict[str, int]]:
+    """The names a loop assigns (its indices aside) and how often each name occurs in it."""
+    stored, inside = set(), {}
+    for n in ast.walk(loop):
+        if isinstance(n, ast.Name):
+            inside[n.id] = inside.get(n.id, 0) + 1
+            if isinstance(n.ctx, ast.Store) and not _INDEX.match(n.id):
+                stored.add(n.id)
+    return stored, inside
+
+
+def _nest(loop: ast.For, lines: list[str], known: dict[str, str], own: set[str], acc=None):
+    """(the Nest, the call that replaces the loop), or None when the loop must stay.
+    acc: a running total the nest starts and returns (_accumulator)."""
     names = [n for n in ast.walk(loop) if isinstance(n, ast.Name)]
-    stored = {n.id for n in names if isinstance(n.ctx, ast.Store) and not _INDEX.match(n.id)}
-    inside: dict[str, int] = {}
-    for n in names:
-        inside[n.id] = inside.get(n.id, 0) + 1
-    # its locals must be its own: a name assigned here and used elsewhere carries a value out
-    if any(uses.get(s, 0) != inside[s] for s in stored):
+    stored, _inside = _names(loop)
+    if acc is not None:
+        names += [n for n in ast.walk(acc[1]) if isinstance(n, ast.Name)]
+        stored.add(acc[0])
+    # its locals must be its own: a name assigned here and read elsewhere carries a value out
+    if not stored <= own:
         return None
     for node in ast.walk(loop):
         if isinstance(node, (ast.While, ast.Break, ast.Continue, ast.Return, ast.Lambda, ast.Subscript,
@@ -182,8 +240,10 @@ def _nest(loop: ast.For, lines: list[str], known: dict[str, str], uses: dict[str
                     or node.keywords:
                 return None
     # the parameters, in order of first appearance in the text
-    order = sorted(names + [c for c in ast.walk(loop) if _literal(c)],
-                   key=lambda n: (n.lineno, n.col_offset))
+    literals = [c for c in ast.walk(loop) if _literal(c)]
+    if acc is not None:
+        literals += [c for c in ast.walk(acc[1]) if _literal(c)]
+    order = sorted(names + literals, key=lambda n: (n.lineno, n.col_offset))
     params: dict[object, str] = {}
     kinds: list[str] = []
     args: list[str] = []
@@ -215,19 +275,24 @@ def _nest(loop: ast.For, lines: list[str], known: dict[str, str], uses: dict[str
                     args.append(name)
                 new = params[key]
         rename[(node.lineno, node.col_offset)] = (node.end_col_offset, new)
-    text = _rewrite(lines, loop, rename)
+    text = _rewrite(lines, loop, rename, acc[1].lineno if acc else loop.lineno)
+    if acc is not None:
+        text.append(f"return {locals_[acc[0]]}")
+        kinds.insert(0, f"r:{acc[2]}")
     pnames = [params[k] for k in params]
-    header = ", ".join(p for p, k in zip(pnames, kinds) for p in ((p, f"{p}_n") if k.startswith("a:") else (p,)))
+    pkinds = kinds[1:] if acc is not None else kinds
+    header = ", ".join(p for p, k in zip(pnames, pkinds) for p in ((p, f"{p}_n") if k.startswith("a:") else (p,)))
     body = [f"def {PLACEHOLDER}({header}):"]
-    body += [f"    {p} = carray({p}, {p}_n)" for p, k in zip(pnames, kinds) if k.startswith("a:")]
+    body += [f"    {p} = carray({p}, {p}_n)" for p, k in zip(pnames, pkinds) if k.startswith("a:")]
     body += ["    " + ln for ln in text]
     # folded as the module will be (metacc.backend.wrap), so the text hashed is the text shown
     source = wrap_source("\n".join(body)) + "\n"
     name = nest_name(tuple(kinds), source)
     writes = _writes(loop)
     note = f"   # writes {', '.join(writes)}" if writes else ""
+    call = f"{name}({', '.join(args)}){note}"
     return Nest(name, tuple(kinds), source.replace(f"def {PLACEHOLDER}(", f"def {name}(", 1)), \
-        f"{name}({', '.join(args)}){note}"
+        f"{acc[0]} = {call}" if acc is not None else call
 
 
 def _np_attr(node) -> bool:
@@ -239,10 +304,11 @@ def _literal(node) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) is int and node.value not in (0, 1)
 
 
-def _rewrite(lines: list[str], loop: ast.For, rename: dict) -> list[str]:
-    """The loop's lines, dedented, with each renamed token replaced (right to left)."""
+def _rewrite(lines: list[str], loop: ast.For, rename: dict, first: int) -> list[str]:
+    """The loop's lines (from line `first`), dedented, with each renamed token replaced
+    (right to left)."""
     out = []
-    for ln in range(loop.lineno, loop.end_lineno + 1):
+    for ln in range(first, loop.end_lineno + 1):
         text = lines[ln - 1]
         for (l, c), (end, new) in sorted(rename.items(), key=lambda kv: -kv[0][1]):
             if l == ln:

@@ -56,19 +56,49 @@ def test_nests_that_differ_in_buffers_offsets_and_sizes_are_one_function():
     assert "for i0" not in out
 
 
-def test_a_nest_whose_local_outlives_it_stays_in_the_kernel():
+def test_a_running_total_started_right_before_its_loop_is_returned_by_the_nest():
     src = kernel("""
         acc = np.float64(0)
         for i0 in range(n):
             acc += ld(x, i0)
         st(ws_f32, 0, np.float32(acc))
+    """)
+    out, (nest,) = outline(src, KINDS)
+    assert nest.kinds[0] == "r:f64" and f"acc = {nest.name}(n, x)" in out
+    assert "    t0 = np.float64(0)\n" in nest.source and nest.source.rstrip().endswith("return t0")
+    assert "st(ws_f32, 0, np.float32(acc))" in out
+
+
+def test_a_nest_whose_locals_outlive_it_otherwise_stays_in_the_kernel():
+    src = kernel("""
+        lo = np.float64(0)
+        hi = np.float64(0)
         for i0 in range(n):
-            st(ws_f32, 1 + i0, ld(x, i0) + alpha)
+            lo = np.minimum(lo, ld(x, i0))
+            hi = np.maximum(hi, ld(x, i0))
+        st(ws_f32, 0, np.float32(hi - lo))
+        total = np.float32(0.0)
+        for i0 in range(n):
+            total += ld(x, i0) * 0.5
+        st(ws_f32, 1, total)
+        for i0 in range(n):
+            st(ws_f32, 2 + i0, ld(x, i0) + alpha)
     """)
     out, nests = outline(src, KINDS)
-    assert len(nests) == 1
-    assert "acc += ld(x, i0)" in out          # the running total stays
-    assert "alpha)" in out and out.count("for i0") == 1
+    # two totals; a float32 total whose loop has a float64 constant (its dtype would be the
+    # constant's, not its start's): both stay, the plain nest goes
+    assert len(nests) == 1 and out.count("for i0") == 2
+    assert "hi = np.maximum(hi, ld(x, i0))" in out and "total += ld(x, i0) * 0.5" in out
+
+
+def test_the_locals_of_a_body_emitted_twice_are_each_copy_s_own():
+    body = """
+        for i0 in range(n):
+            t = ld(ws_f32, i0) * alpha
+            st(ws_f32, n + i0, t)
+    """
+    out, nests = outline(kernel(body + body), KINDS)
+    assert len(nests) == 1 and out.count(f"{nests[0].name}(") == 2 and "for i0" not in out
 
 
 def test_a_nest_reading_a_name_of_unknown_type_stays():
@@ -175,17 +205,27 @@ def test_nests_are_cached_by_content_shared_and_rebuilt_when_damaged(tmp_path):
     assert json.loads(_run(code, env).stdout.splitlines()[-1])["warnings"] == []
 
 
+P1 = """
+import json, numpy as np, metacc
+from metacc.runtime.tasks import sinusoid_tasks
+mod = metacc.compile({path!r}, dtype="f64")
+tasks = sinusoid_tasks(np.random.default_rng(0), 3, k=5, q=5, dtype="f64")
+loss, g = mod.maml.value_and_grad(mod.Net.init(seed=0), tasks)
+print(json.dumps([float(loss)] + [float(np.sum(v)) for v in g.values()]))
+"""
+
+
 def test_worker_processes_build_the_same_nests(tmp_path):
-    """With workers (the default on a machine with more than one CPU) and without, the same
-    entries and the same numbers."""
-    code = SCRIPT.format(program=PROGRAM)
+    """With workers (the default on a machine with more than one CPU; P1's meta-gradient has
+    enough nests to use them) and without, the same entries and the same numbers."""
+    code = P1.format(path=str(ROOT / "examples" / "sinusoid_maml.meta"))
     outs = []
     for workers in ("0", "2"):
         env = dict(os.environ, METACC_CACHE_DIR=str(tmp_path / workers), METACC_COMPILE_WORKERS=workers)
         r = _run(code, env)
         assert r.returncode == 0, r.stderr
-        outs.append(json.loads(r.stdout.splitlines()[-1])["out"])
+        outs.append(json.loads(r.stdout.splitlines()[-1]))
         listing = sorted(p.name for p in (tmp_path / workers / "nests").iterdir() if not p.name.startswith("."))
         outs.append(listing)
-    assert outs[0] == outs[2] and outs[1] == outs[3]
+    assert outs[0] == outs[2] and outs[1] == outs[3] and len(outs[1]) >= nest_runtime.MIN_PARALLEL
     assert np.isfinite(outs[0]).all()
