@@ -19,7 +19,7 @@ per machine and are warm here, as after any first use. METACC_COMPILE_WORKERS (-
 sets how many processes build a kernel's loop nests (runtime/nests.py; 0 or 1: this process
 alone). Targets (issue 15), reported, not asserted: cold <= 3 s for P1's meta-gradient,
 <= 10 s for every example and the third-order and checkpointed programs, cached load <= 0.3 s
-beyond Numba's start-up. Writes out/compile_times.json (untracked) by default.
+beyond Numba's start-up. Writes out/compile_times.json (untracked) by default; benchmarks/compile_times.json is the run the README cites.
 """
 from __future__ import annotations
 
