@@ -143,7 +143,9 @@ def _check_derivatives(program) -> list[str]:
     through argmax or a comparison) is what `metacc.compile` accepts too: it can be
     called, its value_and_grad refuses; check says so in a note (the returned lines)
     instead of failing. One cut by stop_gradient, or with parameters it never uses, is
-    almost always a mistake and stays an error."""
+    accepted the same way, since compile accepts it and its forward call runs, but is
+    almost always a mistake: check gives the error value_and_grad would give, as a
+    warning (a returned line that starts `FILE:LINE:COL: warning:`)."""
     errors, notes = [], []
     for f in program.functions.values():
         try:
@@ -159,7 +161,9 @@ def _check_derivatives(program) -> list[str]:
         except MetaccError as err:
             cut = metric_cut(ir, wrt)
             if cut is None:
-                errors.append(err)
+                text = err.render().replace(": error: ", ": warning: ", 1)
+                notes.append(text + f"\n  note: meta {f.name} can still be called (forward evaluation); "
+                             "value_and_grad and grad refuse it with this message")
                 continue
             where = f" by {cut.prim}" + (f" at {cut.span.where()}" if cut.span is not None else "")
             output = f"its first result `{f.result.name}`" if f.aux else "its value"
@@ -187,7 +191,7 @@ def _cmd_check(args) -> int:
         names = ", ".join(f"{f.kind} {f.name}" for f in program.functions.values())
         print(f"{path}: OK ({names})")
         for line in forward_only + _solver_notes(program):
-            print(line)
+            print(line, file=sys.stderr if ": warning: " in line.split("\n", 1)[0] else sys.stdout)
     return status
 
 

@@ -70,12 +70,21 @@ def test_compile_evaluates_it_and_value_and_grad_says_why_not(mod):
     assert "argmax" in text and "acc_only itself can still be called" in text
 
 
-def test_a_mistaken_cut_stays_a_check_error(tmp_path, capsys):
+def test_a_cut_by_stop_gradient_is_treated_alike_by_check_and_compile(tmp_path, capsys):
+    """Almost always a mistake, but a program compile accepts: check accepts it too and warns
+    with the message value_and_grad gives; the forward call runs; value_and_grad refuses."""
     bad = tmp_path / "cut.meta"
     bad.write_text("params W { w: f64[3] = zeros }\ntask T { x: f64[3] }\n"
                    "meta m(p: W, t: T) -> f64 {\n    return sum(stop_gradient(p.w) * t.x)\n}\n")
-    assert main(["check", str(bad)]) == 1
-    assert "identically zero" in capsys.readouterr().err
+    assert main(["check", str(bad)]) == 0
+    err = capsys.readouterr().err
+    assert "cut.meta:3:6: warning:" in err and "identically zero" in err
+    assert "m can still be called" in err
+    mod = metacc.compile(str(bad), dtype="f64")
+    w, x = np.array([1.0, 2.0, 3.0]), np.array([[1.0, 0.5, 2.0], [0.0, 1.0, 1.0]])
+    assert float(mod.m({"w": w}, {"x": x})) == pytest.approx(np.mean(x @ w), rel=1e-12)
+    with pytest.raises(MetaccError, match="identically zero"):
+        mod.m.value_and_grad({"w": w}, {"x": x})
 
 
 def test_argmax_along_each_axis_matches_numpy(mod):
