@@ -22,7 +22,6 @@ import metacc
 from metacc.backend.outline import PLACEHOLDER, nest_name, outline
 from metacc.errors import InternalError
 from metacc.runtime import nests as nest_runtime
-from metacc.runtime.cache import CacheWarning
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = {"ws_f32": "a:f32", "x": "a:f32", "y": "a:i64", "n": "i", "alpha": "s:f32"}
@@ -229,3 +228,14 @@ def test_worker_processes_build_the_same_nests(tmp_path):
         outs.append(listing)
     assert outs[0] == outs[2] and outs[1] == outs[3] and len(outs[1]) >= nest_runtime.MIN_PARALLEL
     assert np.isfinite(outs[0]).all()
+
+
+def test_an_idle_worker_exits_cleanly_and_a_bad_worker_count_means_none(monkeypatch):
+    """A worker started ahead and never needed gets an empty job at exit: it exits at once."""
+    r = subprocess.run([sys.executable, "-c", "from metacc.runtime.nests import worker_main; worker_main()"],
+                       input=b"", capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    monkeypatch.setenv("METACC_COMPILE_WORKERS", "lots")
+    assert nest_runtime._workers() == 0
+    monkeypatch.setenv("METACC_COMPILE_WORKERS", "3")
+    assert nest_runtime._workers() == 3
