@@ -28,9 +28,9 @@ import contextlib
 import hashlib
 import json
 import os
-import threading
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -57,6 +57,7 @@ WORKER_TIMEOUT_S = 600          # a worker that hangs is stopped; its nests are 
 MIN_PARALLEL = 6                # fewer missing nests (~0.13 s each) are not worth a worker's start
 
 _linked: dict[str, CFunc] = {}          # keeps each nest's machine code alive
+_calls: dict[str, object] = {}          # the intrinsic calling each nest, made once per process
 _lock = threading.Lock()
 
 
@@ -101,7 +102,9 @@ def link_nests(table: dict[str, tuple[str, str]], module_globals: dict) -> dict:
             kinds = tuple(kinds_text.split())
             source = source.lstrip("\n")          # the table's text opens on the line after its quotes
             _check(name, kinds, source)
-            out[name] = call_intrinsic(name, kinds)
+            if name not in _calls:
+                _calls[name] = call_intrinsic(name, kinds)
+            out[name] = _calls[name]
             if name not in _linked:
                 todo.append((name, kinds, source))
         if root is not None and len(todo) > 1:

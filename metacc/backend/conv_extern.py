@@ -11,7 +11,6 @@ took minutes to build.
 from __future__ import annotations
 
 from numba import types
-from numba.extending import intrinsic
 
 from metacc.backend import extern
 from metacc.backend.conv_helpers import ENTRY_POINTS
@@ -59,12 +58,7 @@ def _entry(name: str, layout: str):
             extern._call(context, builder, name, extern.SUFFIX[dt], out)
             return context.get_dummy_value()
         return types.void(*args), codegen
-    # an intrinsic's typer needs one named parameter per argument (Numba folds a
-    # *args parameter into a tuple): spell it out
-    params = ", ".join(f"a{i}" for i in range(n_args))
-    space = {"typer": typer}
-    exec(f"def {name}(typingctx, {params}):\n    return typer(typingctx, ({params},))\n", space)
-    return intrinsic(space[name])
+    return extern.many_arg_intrinsic(name, n_args, typer)
 
 
 for _name, (_wrapper, _layout) in ENTRY_POINTS.items():

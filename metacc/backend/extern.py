@@ -88,13 +88,26 @@ def _pointer(context, builder, aty, arr, oty, off):
     return builder.gep(ary.data, [context.cast(builder, off, oty, types.intp)], inbounds=True)
 
 
-def _call(context, builder, name, dt, args):
-    link(f"{name}_{dt}")            # a kernel compiled here is finalised in this process
-    sig = ENTRIES[name][1](DTYPES[dt])
+def call_symbol(context, builder, sym: str, sig, args):
+    """Call the C function registered as `sym` (its signature `sig`): LLVM sees a declaration."""
     fnty = ir.FunctionType(context.get_value_type(sig.return_type),
                            [context.get_value_type(t) for t in sig.args])
-    fn = cgutils.get_or_insert_function(builder.module, fnty, symbol(name, dt))
-    builder.call(fn, args)
+    return builder.call(cgutils.get_or_insert_function(builder.module, fnty, sym), args)
+
+
+def many_arg_intrinsic(name: str, n_args: int, typer):
+    """An intrinsic `name(a0, ..., a<n_args-1>)` whose typer(typingctx, args) sees the
+    arguments as one tuple: Numba needs one named parameter per argument (it folds a
+    *args parameter into a tuple), so the parameters are spelled out."""
+    params = ", ".join(f"a{i}" for i in range(n_args))
+    space = {"typer": typer}
+    exec(f"def {name}(typingctx, {params}):\n    return typer(typingctx, ({params},))\n", space)
+    return intrinsic(space[name])
+
+
+def _call(context, builder, name, dt, args):
+    link(f"{name}_{dt}")            # a kernel compiled here is finalised in this process
+    call_symbol(context, builder, symbol(name, dt), ENTRIES[name][1](DTYPES[dt]), args)
 
 
 def _same_dtype(*arrays):

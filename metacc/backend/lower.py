@@ -747,11 +747,11 @@ class KernelWriter(ConvLowering):
                 self.copy(self.loc_of_spare(c), o)
         for i, (c, o) in enumerate(zip(b_carry, carry_outs)):
             cn, mode = self.names(c), sp.modes[i]
-            if mode in ("swap", "stage", "keep"):
-                pass                    # rotating carries are placed at the top of the next iteration
-            elif mode == "rebind":
+            # rotating (swap, stage) carries are placed at the top of the next iteration, and
+            # a kept one stays where it is: only a rebound carry and the scalars move here
+            if mode == "rebind":
                 w.line(f"{cn} = {self.names(o)}")
-            else:
+            elif mode not in ("swap", "stage", "keep"):
                 scalars_c.append(cn)
                 scalars_o.append(self.atom(o))
         if scalars_c:

@@ -12,10 +12,9 @@ and a leading "r:f64" when the nest returns a scalar (a running total).
 """
 from __future__ import annotations
 
-from llvmlite import ir
 from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
+
+from metacc.backend.extern import call_symbol, many_arg_intrinsic
 
 DTYPES = {"f32": types.float32, "f64": types.float64, "i64": types.int64, "bool": types.boolean,
           "key": types.uint64}
@@ -72,14 +71,7 @@ def call_intrinsic(name: str, kinds: tuple[str, ...]):
                     out += [ary.data, ary.nitems]
                 else:
                     out.append(context.cast(builder, v, t, _i64 if k == "i" else DTYPES[k[2:]]))
-            fnty = ir.FunctionType(context.get_value_type(sig.return_type),
-                                   [context.get_value_type(t) for t in sig.args])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, symbol(name))
-            value = builder.call(fn, out)
+            value = call_symbol(context, builder, symbol(name), sig, out)
             return value if ret else context.get_dummy_value()
         return result(*args), codegen
-    # an intrinsic's typer takes one named parameter per argument
-    params = ", ".join(f"a{i}" for i in range(len(kinds)))
-    space = {"typer": typer}
-    exec(f"def {name}(typingctx, {params}):\n    return typer(typingctx, ({params},))\n", space)
-    return intrinsic(space[name])
+    return many_arg_intrinsic(name, len(kinds), typer)

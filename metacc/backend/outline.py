@@ -44,7 +44,6 @@ PURE_HELPERS = frozenset({
 BUILTINS = frozenset({"range", "min", "max", "abs", "int", "float", "bool"})
 KEEP = PURE_HELPERS | BUILTINS | {"np"}
 _INDEX = re.compile(r"i\d+$")
-MIN_LINES = 1       # a nest shorter than this stays inline (every nest is worth taking out)
 
 
 @dataclass(frozen=True)
