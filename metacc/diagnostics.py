@@ -40,6 +40,7 @@ import numpy as np
 
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.scan import ScanLayout, rebuilt
 from metacc.ir.walk import any_eqn
 from metacc.labels import add_label_checks, check_labels, has_one_hot
 from metacc.passes.inline import inline_calls
@@ -142,30 +143,29 @@ def _worst(b, acc, x):
 
 
 def _hoist_scan(e: Eqn):
-    prm = e.params
-    body: Func = prm["body"]
-    nc, nk = prm["n_consts"], prm["n_carry"]
+    body: Func = e.params["body"]
+    layout = ScanLayout.of(e)
     inner_eqns, inner_figs, descs = _hoist_eqns(body.eqns)
     flat = Func(body.name, body.ins, tuple(inner_eqns), tuple(body.outs) + tuple(inner_figs), body.span)
     n = len(inner_figs)
     # new body: consts, carry + one accumulator per figure, xs -> carry + accs, ys
     bb = Builder(span=body.span)
-    consts = [bb.input(v.name, v.type) for v in body.ins[:nc]]
-    carry = [bb.input(v.name, v.type) for v in body.ins[nc:nc + nk]]
+    consts, carry, xs = ([bb.input(v.name, v.type) for v in part] for part in layout.split_ins(body.ins))
     accs = [bb.input("worst", f.type) for f in inner_figs]
-    xs = [bb.input(v.name, v.type) for v in body.ins[nc + nk:]]
     outs = inline(bb, flat, consts + carry + xs)
     figs = outs[len(body.outs):]
     new_accs = [_worst(bb, a, f) for a, f in zip(accs, figs)]
-    new_body = bb.build(body.name, list(outs[:nk]) + new_accs + list(outs[nk:len(body.outs)]))
+    carry_next, ys = layout.split_outs(outs[:len(body.outs)])
+    new_body = bb.build(body.name, list(carry_next) + new_accs + list(ys))
     # the accumulators start at 0 (figures are >= 0); a carry init needs a var
     pre = [Eqn("full", (), (Var("worst0", f.type),), {"shape": (), "value": 0.0, "dtype": f.type.dtype}, e.span)
            for f in inner_figs]
     init = [p.outs[0] for p in pre]
     acc_outs = tuple(Var("worst", f.type) for f in inner_figs)
-    ins = tuple(e.ins[:nc + nk]) + tuple(init) + tuple(e.ins[nc + nk:])
-    outs_all = tuple(e.outs[:nk]) + acc_outs + tuple(e.outs[nk:])
-    new = Eqn("scan", ins, outs_all, {**prm, "body": new_body, "n_carry": nk + n}, e.span)
+    e_consts, e_carry, e_xs = layout.split_ins(e.ins)
+    e_carry_out, e_ys = layout.split_outs(e.outs)
+    new = rebuilt(e, e_consts + e_carry + tuple(init) + e_xs, e_carry_out + acc_outs + e_ys, new_body,
+                  n_carry=layout.n_carry + n)
     return pre + [new], list(acc_outs), descs
 
 

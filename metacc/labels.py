@@ -25,6 +25,7 @@ import numpy as np
 from metacc.errors import MetaccError, Source, Span
 from metacc.ir.builder import Builder
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.scan import ScanLayout
 from metacc.ir.walk import any_eqn
 
 KIND = "labels"
@@ -79,8 +80,8 @@ def _with_checks(eqns, origin: dict[Var, int], done: frozenset) -> list[Eqn]:
 
     for e in eqns:
         if e.prim == "scan" and has_one_hot(e.params["body"]):
-            body, nc = e.params["body"], e.params["n_consts"]
-            consts = {bv: a for bv, a in zip(body.ins[:nc], e.ins[:nc]) if isinstance(a, Var)}
+            body, layout = e.params["body"], ScanLayout.of(e)
+            consts = {bv: a for bv, a in zip(layout.consts(body.ins), layout.consts(e.ins)) if isinstance(a, Var)}
             lifted = list(_constant_labels(body, consts))
             for oh, labels in lifted:
                 check(oh, labels)
@@ -100,8 +101,8 @@ def _constant_labels(body: Func, outer: dict[Var, Var]):
         if e.prim == "one_hot" and isinstance(e.ins[0], Var) and e.ins[0] in outer:
             yield e, outer[e.ins[0]]
         elif e.prim == "scan":
-            inner, nc = e.params["body"], e.params["n_consts"]
-            through = {bv: outer[a] for bv, a in zip(inner.ins[:nc], e.ins[:nc])
+            inner, layout = e.params["body"], ScanLayout.of(e)
+            through = {bv: outer[a] for bv, a in zip(layout.consts(inner.ins), layout.consts(e.ins))
                        if isinstance(a, Var) and a in outer}
             if through:
                 yield from _constant_labels(inner, through)

@@ -18,6 +18,7 @@ from metacc.ad.partial_eval import partial_eval
 from metacc.ad.transforms import vjp_func
 from metacc.errors import MetaccError, Span
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.scan import ScanLayout
 from metacc.ir.types import NUMPY_DTYPE, TensorType
 from metacc.passes import simplify
 
@@ -84,7 +85,7 @@ def _transient(fn: Func) -> list[Residual]:
             sub = e.params["fn"]
             for inner in sub.eqns:
                 if inner.prim == "scan" and not inner.params.get("reverse"):
-                    for v in inner.outs[inner.params["n_carry"]:]:
+                    for v in ScanLayout.of(inner).split_outs(inner.outs)[1]:   # the stacked ones
                         found.append(Residual(v.name, v.type, inner.span, transient=True))
             found += _transient(sub)
         for s in e.subfuncs():

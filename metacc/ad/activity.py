@@ -17,6 +17,7 @@ kernel and repeat them when it loads the kernel from the disk cache.
 from __future__ import annotations
 
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.scan import ScanLayout
 from metacc.ir.prims import PRIMS
 # the warning and its collection live below ad/, so that the runtime can repeat a
 # cached kernel's warnings without importing AD; ad/ reaches them through here
@@ -54,12 +55,12 @@ def eqn_active_outs(e: Eqn, act_in: list[bool]) -> list[bool]:
 def scan_carry_activity(e: Eqn, act_in: list[bool]) -> list[bool]:
     """Activity of the body's inputs at the fixpoint: a carry is active if it
     starts active or becomes active after some iteration."""
-    prm = e.params
-    nc, nk, body = prm["n_consts"], prm["n_carry"], prm["body"]
+    layout, body = ScanLayout.of(e), e.params["body"]
     act = list(act_in)
     while True:
-        outs = active_outputs(body, act)
-        new = act[:nc] + [a or o for a, o in zip(act[nc:nc + nk], outs[:nk])] + act[nc + nk:]
+        consts, carry, xs = layout.split_ins(act)
+        carry_out, _ = layout.split_outs(active_outputs(body, act))
+        new = [*consts, *(a or o for a, o in zip(carry, carry_out)), *xs]
         if new == act:
             return act
         act = new
@@ -67,9 +68,9 @@ def scan_carry_activity(e: Eqn, act_in: list[bool]) -> list[bool]:
 
 def scan_active_outs(e: Eqn, act_in: list[bool]) -> list[bool]:
     act = scan_carry_activity(e, act_in)
-    nk = e.params["n_carry"]
-    outs = active_outputs(e.params["body"], act)
-    return act[e.params["n_consts"]:e.params["n_consts"] + nk] + outs[nk:]
+    layout = ScanLayout.of(e)
+    _, ys = layout.split_outs(active_outputs(e.params["body"], act))
+    return [*layout.carry(act), *ys]
 
 
 def active_vars(fn: Func, act_in: list[bool]) -> set[Var]:

@@ -97,7 +97,4 @@ def grad_inline(b: Builder, fn: Func, ins, n_wrt: int, span=None) -> list:
     out = [materialize(b, g, fn.ins[i].type) for g, i in zip(bars, wrt)]
     # every equation of the expansion without a line of its own reports the grad(...) it came from
     b.cite(mark, span)
-    for v, i in zip(out, wrt):
-        if isinstance(v, Var):
-            v.name = "d_" + fn.ins[i].name.replace(".", "_")
-    return out
+    return b.name_results(mark, out, ["d_" + fn.ins[i].name.replace(".", "_") for i in wrt])

@@ -24,7 +24,7 @@ def hvp_func(fn: Func, wrt=None, name: str | None = None, with_value: bool = Fal
         names[len(fn.ins) + j] = "v_" + fn.ins[i].name.replace(".", "_")
     args = [b.input(n, v.type) for n, v in zip(names, gj.ins)]
     outs = inline(b, gj, args)
-    grads, hv = outs[1:1 + n], outs[2 + n:2 + 2 * n]
-    for h, i in zip(hv, wrt):
-        h.name = "hv_" + fn.ins[i].name.replace(".", "_")
-    return dce(b.build(name or fn.name + "_hvp", list(grads) + list(hv) + ([outs[0]] if with_value else [])))
+    results = list(outs[1:1 + n]) + list(outs[2 + n:2 + 2 * n]) + ([outs[0]] if with_value else [])
+    # the products are named after what they differentiate; every result passes through (one var may be two)
+    names = [None] * n + ["hv_" + fn.ins[i].name.replace(".", "_") for i in wrt] + [None] * with_value
+    return dce(b.build(name or fn.name + "_hvp", b.name_results(0, results, names)))

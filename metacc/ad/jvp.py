@@ -1,53 +1,15 @@
-"""Forward mode: JVP rules, one per primitive, each emitting IR.
+"""Forward mode: push tangents through a function, one equation at a time.
 
-A rule receives the builder, the primal inputs and outputs (already emitted),
-the input tangents (None = symbolic zero) and the eqn's params, and returns
-the output tangents. Elementwise primitives share the partials table
-(metacc.ad.partials) with reverse mode. Loops and calls are in loops.py; jvp_func
-(the whole function) in transforms.py.
+Each equation's rule (metacc.ad.rules.JVP_RULES: the same table and signature
+for every primitive, loops and calls included) emits its primal and the
+tangents of its outputs. jvp_func (the whole function) is in transforms.py.
 """
 from __future__ import annotations
 
-from metacc.ad.partials import MINUS_ONE, ONE, partials
-from metacc.ad.util import add_any, broadcast, differentiable
-from metacc.errors import InternalError
+from metacc.ad.rules import emit_primal, jvp_rule
+from metacc.ad.util import differentiable
 from metacc.ir.builder import Builder
 from metacc.ir.core import Func, Var
-from metacc.ir.prims import PRIMS
-
-JVP_RULES: dict = {}
-# the rules of scan, call and cg_solve (they hold sub-functions): metacc.ad.loops fills it
-JVP_CONTROL: dict = {}
-
-
-def _elementwise(b, ins, outs, tans, prim, **params):
-    out = outs[0]
-    total = None
-    for p, t in zip(partials(b, prim, ins, out, params), tans):
-        if t is None or p is None:
-            continue
-        term = t if p == ONE else b.neg(t) if p == MINUS_ONE else b.mul(p, t)
-        total = add_any(b, total, broadcast(b, term, out.type.shape))
-    return [total]
-
-
-def _from_partials(prim: str):
-    return lambda b, ins, outs, tans, **prm: _elementwise(b, ins, outs, tans, prim, **prm)
-
-
-def _no_derivative(b, ins, outs, tans, **_):
-    return [None] * len(outs)
-
-
-# derived from the declarations: partials (pointwise), a JVP rule, or none (integers, booleans,
-# keys, creation); scan, call, argmin and cg_solve have control rules (metacc.ad.loops)
-for _name, _prim in PRIMS.items():
-    if _prim.partials is not None:
-        JVP_RULES[_name] = _from_partials(_name)
-    elif _prim.jvp is not None:
-        JVP_RULES[_name] = _prim.jvp
-    elif _prim.nondiff:
-        JVP_RULES[_name] = _no_derivative
 
 
 def jvp_inline(b: Builder, fn: Func, args, arg_tans) -> tuple[list, list]:
@@ -61,31 +23,16 @@ def jvp_inline(b: Builder, fn: Func, args, arg_tans) -> tuple[list, list]:
     for e in fn.eqns:
         ins = [read(a) for a in e.ins]
         in_tans = [tan.get(a) if differentiable(a) else None for a in e.ins]
-        active = any(t is not None for t in in_tans)
-        if active and e.prim in JVP_CONTROL:
-            outs, out_tans = JVP_CONTROL[e.prim](b, e, ins, in_tans)
+        if any(t is not None for t in in_tans):
+            mark = len(b.eqns)
+            outs, out_tans = jvp_rule(e.prim)(b, e, ins, in_tans)
+            out_tans = b.name_results(mark, out_tans, [v.name + "_dot" for v in e.outs])
+            b.cite(mark, e.span)
         else:
-            outs = b.emit(e.prim, *ins, names=[v.name for v in e.outs], span=e.span, **e.params)
-            out_tans = [None] * len(outs)
-            if active:
-                rule = JVP_RULES.get(e.prim)
-                if rule is None:
-                    raise InternalError(f"no JVP rule for primitive {e.prim!r}")
-                mark = len(b.eqns)
-                out_tans = rule(b, ins, list(outs), in_tans, **e.params)
-                _name_new(b, mark, out_tans, outs, "_dot")
-                b.cite(mark, e.span)
+            outs, out_tans = emit_primal(b, e, ins), [None] * len(e.outs)
         env.update(zip(e.outs, outs))
         for v, t in zip(e.outs, out_tans):
             if t is not None and v.type.is_float:
                 tan[v] = t
     outs = [read(a) for a in fn.outs]
     return outs, [tan.get(a) if isinstance(a, Var) else None for a in fn.outs]
-
-
-def _name_new(b: Builder, mark: int, results, primals, suffix: str):
-    """Give derivative values readable names (h_dot, w_bar)."""
-    fresh = {v for eq in b.eqns[mark:] for v in eq.outs}
-    for r, p in zip(results, primals):
-        if isinstance(r, Var) and r in fresh and p is not None:
-            r.name = p.name + suffix

@@ -1,59 +1,21 @@
-"""Reverse mode: VJP rules, one per primitive, each emitting IR.
+"""Reverse mode: a forward sweep, then the adjoint of each active equation in reverse.
 
-A rule receives the builder, the primal inputs and outputs, the output
-cotangents (None = symbolic zero) and the eqn's params, and returns one
-cotangent per input (None = zero). Every rule emits ordinary primitives, so
+Each equation's rule (metacc.ad.rules.VJP_RULES: the same table and signature
+for every primitive, loops and calls included) has a forward half, which emits
+the primal for the forward sweep and returns what the backward half needs (a
+loop's stacked residuals), and a backward half, which emits the cotangents of
+the inputs given those of the outputs. Every rule emits ordinary primitives, so
 the backward program can be differentiated again: grad of grad, HVP as
 JVP-of-VJP, meta-gradients through inner gradient steps.
-
-`vjp_inline` emits a forward sweep (primal values; loops save residuals)
-followed by a backward sweep over the active equations in reverse.
 """
 from __future__ import annotations
 
 from metacc.ad.activity import active_outputs, active_vars, cuts, warn_disconnected
-from metacc.ad.jvp import _name_new
-from metacc.ad.partials import MINUS_ONE, ONE, partials
-from metacc.ad.util import add_any, differentiable, materialize, sum_to
-from metacc.errors import InternalError, MetaccError
+from metacc.ad.rules import emit_primal, vjp_rule
+from metacc.ad.util import add_any
+from metacc.errors import MetaccError
 from metacc.ir.builder import Builder
 from metacc.ir.core import Func, Var
-from metacc.ir.prims import PRIMS
-
-VJP_RULES: dict = {}
-# the rules of scan, call and cg_solve (they save residuals of their own): metacc.ad.loops fills them
-VJP_CONTROL_FORWARD: dict = {}
-VJP_CONTROL_BACKWARD: dict = {}
-
-
-def _elementwise(b, ins, outs, gs, prim, **params):
-    (g,) = gs
-    bars = []
-    for p, x in zip(partials(b, prim, ins, outs[0], params), ins):
-        if p is None or not differentiable(x):
-            bars.append(None)
-            continue
-        term = g if p == ONE else b.neg(g) if p == MINUS_ONE else b.mul(p, g)
-        bars.append(sum_to(b, term, x.type))
-    return bars
-
-
-def _from_partials(prim: str):
-    return lambda b, ins, outs, gs, **prm: _elementwise(b, ins, outs, gs, prim, **prm)
-
-
-def _no_derivative(b, ins, outs, gs, **_):
-    return [None] * len(ins)
-
-
-# derived from the declarations, as JVP_RULES is (metacc.ad.jvp)
-for _name, _prim in PRIMS.items():
-    if _prim.partials is not None:
-        VJP_RULES[_name] = _from_partials(_name)
-    elif _prim.vjp is not None:
-        VJP_RULES[_name] = _prim.vjp
-    elif _prim.nondiff:
-        VJP_RULES[_name] = _no_derivative
 
 
 def vjp_inline(b: Builder, fn: Func, args, out_bars, wrt) -> tuple[list, list]:
@@ -69,40 +31,29 @@ def vjp_inline(b: Builder, fn: Func, args, out_bars, wrt) -> tuple[list, list]:
     def read(a):
         return env.get(a, a) if isinstance(a, Var) else a
 
-    tape = []        # (eqn, new ins, new outs, saved) for active equations
+    tape = []        # (eqn, new ins, new outs, active inputs, residuals) of the active equations
     for e in fn.eqns:
         ins = [read(a) for a in e.ins]
         act_in = [isinstance(a, Var) and a in active for a in e.ins]
-        is_active = any(act_in) and any(v in active for v in e.outs)
-        if is_active and e.prim in VJP_CONTROL_FORWARD:
-            outs, saved = VJP_CONTROL_FORWARD[e.prim](b, e, ins, act_in)
+        if any(act_in) and any(v in active for v in e.outs):
+            outs, residuals = vjp_rule(e.prim).forward(b, e, ins, act_in)
+            tape.append((e, ins, list(outs), act_in, residuals))
         else:
-            outs, saved = b.emit(e.prim, *ins, names=[v.name for v in e.outs], span=e.span, **e.params), None
+            outs = emit_primal(b, e, ins)
         env.update(zip(e.outs, outs))
-        if is_active:
-            tape.append((e, ins, list(outs), act_in, saved))
 
     bars: dict = {}
     for a, g in zip(fn.outs, out_bars):
         if g is not None and isinstance(a, Var) and a in active:
             bars[env[a]] = add_any(b, bars.get(env[a]), g)
 
-    for e, ins, outs, act_in, saved in reversed(tape):
+    for e, ins, outs, act_in, residuals in reversed(tape):
         gs = [bars.get(v) for v in outs]
         if all(g is None for g in gs):
             continue
         mark = len(b.eqns)
-        if e.prim in VJP_CONTROL_BACKWARD:
-            in_bars = VJP_CONTROL_BACKWARD[e.prim](b, e, ins, outs, gs, act_in, saved)
-        else:
-            rule = VJP_RULES.get(e.prim)
-            if rule is None:
-                raise InternalError(f"no VJP rule for primitive {e.prim!r}")
-            if len(outs) != 1:
-                raise InternalError(f"VJP of multi-output primitive {e.prim!r} needs a control rule")
-            gs = [materialize(b, gs[0], outs[0].type)]
-            in_bars = rule(b, ins, outs, gs, **e.params)
-        _name_new(b, mark, in_bars, [x if isinstance(x, Var) else None for x in ins], "_bar")
+        in_bars = vjp_rule(e.prim).backward(b, e, ins, outs, gs, act_in, residuals)
+        in_bars = b.name_results(mark, in_bars, [x.name + "_bar" if isinstance(x, Var) else None for x in ins])
         for x, xb, act in zip(ins, in_bars, act_in):
             if xb is not None and act and isinstance(x, Var):
                 bars[x] = add_any(b, bars.get(x), xb, name=x.name + "_bar")

@@ -31,6 +31,7 @@ from metacc.backend.writer import Writer
 from metacc.errors import InternalError
 from metacc.ir.core import Atom, Eqn, Func, Lit, Var
 from metacc.ir.printer import AdjointHeadings
+from metacc.ir.scan import ScanLayout
 from metacc.ir.types import Dim
 
 FLAT_OK = ELEMENTWISE | {"full", "dim_size"}
@@ -651,10 +652,12 @@ class KernelWriter(ConvLowering):
     def emit_scan(self, e: Eqn, plan: BodyPlan) -> None:
         sp: ScanPlan = plan.scans[e]
         body = sp.body.fn
-        nc, nk, length = e.params["n_consts"], e.params["n_carry"], e.params["length"]
+        layout, length = ScanLayout.of(e), e.params["length"]
         w = self.w
-        consts, inits, xs = e.ins[:nc], e.ins[nc:nc + nk], e.ins[nc + nk:]
-        b_consts, b_carry, b_xs = body.ins[:nc], body.ins[nc:nc + nk], body.ins[nc + nk:]
+        consts, inits, xs = layout.split_ins(e.ins)
+        b_consts, b_carry, b_xs = layout.split_ins(body.ins)
+        carry_res, ys_out = layout.split_outs(e.outs)
+        carry_outs, ys_outs = layout.split_outs(body.outs)
         w.comment(f"scan: {length} steps{' in reverse' if e.params.get('reverse') else ''}")
         for bv, a in zip(b_consts, consts):
             if isinstance(a, Var):
@@ -663,7 +666,6 @@ class KernelWriter(ConvLowering):
                     self.loc[bv] = self.loc[a]
             else:
                 w.line(f"{self.names(bv)} = {self.atom(a)}")
-        carry_outs = body.outs[:nk]
         for i, (c, init) in enumerate(zip(b_carry, inits)):
             cn, mode = self.names(c), sp.modes[i]
             if c.type.rank:
@@ -684,12 +686,11 @@ class KernelWriter(ConvLowering):
                 self.copy(self.loc[c], init)
             else:
                 w.line(f"{cn} = {self.atom(init)}")
-        ys_out = e.outs[nk:]
         if not ys_out and all(m == "keep" for m in sp.modes):
             # every carry comes out as it went in and nothing is stacked: the body's
             # work can reach nothing, so it is not run
             w.comment("the loop leaves its carries unchanged and stacks nothing: skipped")
-            for v, c in zip(e.outs[:nk], b_carry):
+            for v, c in zip(carry_res, b_carry):
                 w.line(f"{self.names(v)} = {self.names(c)}")
                 if c.type.rank:
                     self.loc[v] = (self.loc[c][0], self.names(v))
@@ -722,7 +723,6 @@ class KernelWriter(ConvLowering):
             else:
                 w.line(f"{self.names(bv)} = {_plus(off, f'{k} * {row}')}")
                 self.loc[bv] = (base, self.names(bv))
-        ys_outs = body.outs[nk:]
         dest_rows = set()
         for j, y in enumerate(ys_outs):
             if isinstance(y, Var) and sp.body.storage.get(y) == "dest" and y not in dest_rows:
@@ -759,7 +759,7 @@ class KernelWriter(ConvLowering):
             w.line(f"({', '.join(scalars_c)}) = ({', '.join(scalars_o)})" if len(scalars_c) > 1
                    else f"{scalars_c[0]} = {scalars_o[0]}")
         w.depth = depth
-        for i, (v, c) in enumerate(zip(e.outs[:nk], b_carry)):
+        for i, (v, c) in enumerate(zip(carry_res, b_carry)):
             if sp.modes[i] in ("swap", "stage"):
                 # after `length` iterations the carry is in buf[length % 2]
                 w.line(f"{self.names(v)} = {sp.spare[i][length % 2]}")

@@ -27,6 +27,7 @@ from metacc.backend.conv_lower import CONV_OWNING, scratch_size, scratch_type
 from metacc.backend.fusion import FusionPlan, plan_fusion
 from metacc.backend.naming import CodeNames
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.scan import ScanLayout
 from metacc.ir.types import TensorType
 
 OWNING = frozenset({"matmul", "solve", "argmax"}) | CONV_OWNING
@@ -92,7 +93,7 @@ def _owns(e: Eqn, v: Var, fusion: FusionPlan) -> bool:
     if e.prim == "reshape":
         return e.ins[0].type.rank == 0
     if e.prim == "scan":
-        return list(e.outs).index(v) >= e.params["n_carry"]
+        return ScanLayout.of(e).is_ys(list(e.outs).index(v))
     return False
 
 
@@ -142,15 +143,15 @@ def plan_body(fn: Func, names: CodeNames, slots: Slots, dest_outs: list,
 
 def _plan_scan(e: Eqn, names: CodeNames, slots: Slots) -> ScanPlan:
     body: Func = e.params["body"]
-    nc, nk = e.params["n_consts"], e.params["n_carry"]
-    carry_outs = list(body.outs[:nk])
+    layout = ScanLayout.of(e)
+    carry_outs, ys = layout.split_outs(body.outs)
+    carry_ins = layout.carry(body.ins)
     # name the carries before the body so that its values keep their own names
-    for v in body.ins[nc:nc + nk]:
+    for v in carry_ins:
         names(v)
-    bp = plan_body(body, names, slots, list(body.outs[nk:]))
+    bp = plan_body(body, names, slots, list(ys))
     modes, spare = [], []
-    for i, o in enumerate(carry_outs):
-        c = body.ins[nc + i]
+    for o, c in zip(carry_outs, carry_ins):
         if o is c:
             # passed through unchanged (the reverse of a first-order loop): nothing to rotate
             modes.append("keep")

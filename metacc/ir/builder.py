@@ -89,6 +89,24 @@ class Builder:
                 self.eqns[i] = Eqn(old.prim, old.ins, old.outs, old.params,
                                    target if mine else old.span.as_adjoint())
 
+    def name_results(self, mark: int, results, names) -> list:
+        """`results` with those emitted since `mark` named after `names` (h_dot, w_bar; None: as
+        they are). A var's name is never changed once it exists: each one is made anew under its
+        name, and the equations since `mark` that define or read it are rebuilt with it."""
+        fresh = {v for e in self.eqns[mark:] for v in e.outs}
+        new: dict[Var, Var] = {}
+        for r, n in zip(results, names):
+            if isinstance(r, Var) and r in fresh and r not in new and n is not None and n != r.name:
+                new[r] = Var(n, r.type)
+        if not new:
+            return list(results)
+        for i in range(mark, len(self.eqns)):
+            e = self.eqns[i]
+            if any(v in new for v in e.outs) or any(isinstance(a, Var) and a in new for a in e.ins):
+                self.eqns[i] = Eqn(e.prim, tuple(new.get(a, a) if isinstance(a, Var) else a for a in e.ins),
+                                   tuple(new.get(v, v) for v in e.outs), e.params, e.span)
+        return [new.get(r, r) if isinstance(r, Var) else r for r in results]
+
     def build(self, name: str, outs, span: Span | None = None) -> Func:
         return Func(name, tuple(self.ins), tuple(self.eqns), tuple(self._atoms(list(outs))),
                     span or self.span)

@@ -8,6 +8,7 @@ exception is a `diagnostic` (no outputs: it reports a solver's convergence).
 from __future__ import annotations
 
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.scan import ScanLayout, rebuilt
 from metacc.ir.walk import with_body, with_parts
 
 # equations kept for what they report, not for a value (they have no outputs)
@@ -51,16 +52,15 @@ def _prune_scan(e: Eqn, used: list[bool], memo: dict) -> Eqn:
 def _prune_scan_uncached(e: Eqn, used: list[bool], memo: dict) -> Eqn:
     prm = e.params
     body: Func = prm["body"]
-    nc, nk = prm["n_consts"], prm["n_carry"]
-    n_ys = len(body.outs) - nk
-    keep_ys = [used[nk + j] for j in range(n_ys)]
+    layout = ScanLayout.of(e)
+    carry_in = layout.carry(body.ins)
+    keep_carry, keep_ys = map(list, layout.split_outs(used))
     # a carry stays if it is used outside, or some kept output of the body reads it (fixpoint)
-    keep_carry = list(used[:nk])
     while True:
         outs_kept = [o for o, k in zip(body.outs, keep_carry + keep_ys) if k]
         probe = dce(Func(body.name, body.ins, body.eqns, tuple(outs_kept), body.span), memo)
         reads = _reads(probe)
-        new = [k or body.ins[nc + j] in reads for j, k in enumerate(keep_carry)]
+        new = [k or c in reads for c, k in zip(carry_in, keep_carry)]
         if new == keep_carry:
             break
         keep_carry = new
@@ -68,8 +68,8 @@ def _prune_scan_uncached(e: Eqn, used: list[bool], memo: dict) -> Eqn:
     # every level of nested loops (2^depth)
     new_body = probe
     reads = _reads(new_body)
-    keep_const = [v in reads for v in body.ins[:nc]]
-    keep_x = [v in reads for v in body.ins[nc + nk:]]
+    keep_const = [v in reads for v in layout.consts(body.ins)]
+    keep_x = [v in reads for v in layout.xs(body.ins)]
     in_keep = keep_const + keep_carry + keep_x
     if all(in_keep) and all(keep_ys):
         return with_parts(e, params={**prm, "body": new_body})
@@ -77,8 +77,7 @@ def _prune_scan_uncached(e: Eqn, used: list[bool], memo: dict) -> Eqn:
     new_body = Func(new_body.name, body_ins, new_body.eqns, new_body.outs, new_body.span)
     ins = tuple(a for a, k in zip(e.ins, in_keep) if k)
     outs = tuple(v for v, k in zip(e.outs, keep_carry + keep_ys) if k)
-    return Eqn("scan", ins, outs, {**prm, "body": new_body, "n_consts": sum(keep_const),
-                                   "n_carry": sum(keep_carry)}, e.span)
+    return rebuilt(e, ins, outs, new_body, n_consts=sum(keep_const), n_carry=sum(keep_carry))
 
 
 def _reads(fn: Func) -> set[Var]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from metacc.ir.builder import Builder
 from metacc.ir.core import Eqn, Func, Var
+from metacc.ir.scan import ScanLayout, rebuilt
 from metacc.ir.walk import map_subfuncs, with_body
 
 
@@ -24,10 +25,9 @@ def licm(fn: Func) -> Func:
 
 
 def _hoist(e: Eqn):
-    prm = e.params
-    body: Func = prm["body"]
-    nc = prm["n_consts"]
-    invariant: set[Var] = set(body.ins[:nc])
+    body: Func = e.params["body"]
+    layout = ScanLayout.of(e)
+    invariant: set[Var] = set(layout.consts(body.ins))
     moved: list[Eqn] = []
     kept: list[Eqn] = []
     for be in body.eqns:
@@ -40,7 +40,7 @@ def _hoist(e: Eqn):
     if not moved:
         return [], e
     # outside the loop: the body's constant inputs are the scan's constant operands
-    outer_of: dict = dict(zip(body.ins[:nc], e.ins[:nc]))
+    outer_of: dict = dict(zip(layout.consts(body.ins), layout.consts(e.ins)))
     hoisted = []
     for be in moved:
         outs = tuple(Var(v.name, v.type) for v in be.outs)
@@ -52,11 +52,14 @@ def _hoist(e: Eqn):
     new_consts = [v for be in moved for v in be.outs if v in reads]
     inner = {v: Var(v.name, v.type) for v in new_consts}
     ren = lambda a: inner.get(a, a) if isinstance(a, Var) else a  # noqa: E731
-    new_body = Func(body.name, tuple(body.ins[:nc]) + tuple(inner[v] for v in new_consts) + tuple(body.ins[nc:]),
+    consts, carry, xs = layout.split_ins(body.ins)
+    new_body = Func(body.name, consts + tuple(inner[v] for v in new_consts) + carry + xs,
                     tuple(Eqn(be.prim, tuple(ren(a) for a in be.ins), be.outs, be.params, be.span) for be in kept),
                     tuple(ren(a) for a in body.outs), body.span)
-    ins = tuple(e.ins[:nc]) + tuple(outer_of[v] for v in new_consts) + tuple(e.ins[nc:])
-    return hoisted, Eqn("scan", ins, e.outs, {**prm, "body": new_body, "n_consts": nc + len(new_consts)}, e.span)
+    # the new constants go after the old ones, before the carry
+    consts, carry, xs = layout.split_ins(e.ins)
+    ins = consts + tuple(outer_of[v] for v in new_consts) + carry + xs
+    return hoisted, rebuilt(e, ins, e.outs, new_body, n_consts=layout.n_consts + len(new_consts))
 
 
 __all__ = ["licm", "Builder"]

@@ -13,6 +13,7 @@ import numpy as np
 
 from metacc.ir.primitives.declare import ELEMENTWISE, EXPANDED, HOOK, declare
 from metacc.ir.primitives.rulekit import need_float
+from metacc.ir.scan import ScanLayout
 from metacc.ir.types import ShapeError, broadcast_shapes, fmt_shape
 
 
@@ -44,19 +45,19 @@ def _straight_through(hard, surrogate):
          "loop of static length: ins = consts + carry + xs, outs = carry + ys (stacked on axis 0)",
          params=("body", "length", "n_consts", "n_carry", "reverse"), lowering=HOOK)
 def _scan(*ins, body, length: int, n_consts: int, n_carry: int, reverse: bool = False, **_):
-    consts, carry, xs = ins[:n_consts], ins[n_consts:n_consts + n_carry], ins[n_consts + n_carry:]
+    layout = ScanLayout(n_consts, n_carry)
+    consts, carry, xs = layout.split_ins(ins)
     want = list(consts) + list(carry) + [x.with_shape(x.shape[1:]) for x in xs]
     for x in xs:
         if not x.shape or x.shape[0] != length:
             raise ShapeError(f"scan xs must have leading dim {length}, got {x}")
     if [v.type for v in body.ins] != want:
         raise ShapeError("scan body inputs do not match consts + carry + x slices")
-    outs = body.out_types
-    if list(outs[:n_carry]) != [c for c in carry]:
+    carry_out, ys_row = layout.split_outs(body.out_types)
+    if carry_out != carry:
         raise ShapeError("scan body must return the carry with unchanged types: "
-                         + ", ".join(f"{a} -> {b}" for a, b in zip(carry, outs[:n_carry]) if a != b))
-    ys = tuple(t.with_shape((length,) + t.shape) for t in outs[n_carry:])
-    return tuple(outs[:n_carry]) + ys
+                         + ", ".join(f"{a} -> {b}" for a, b in zip(carry, carry_out) if a != b))
+    return carry_out + tuple(t.with_shape((length,) + t.shape) for t in ys_row)
 
 
 @declare("call", "control", None, "apply a closed sub-function; remat=True recomputes it in the backward pass",
