@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from metacc.errors import InternalError, MetaccError, Span
 from metacc.ir.builder import Builder
-from metacc.ir.core import Atom, Func, Lit, Var
+from metacc.ir.core import Atom, Eqn, Func, Lit, Var
 from metacc.ir.types import TensorType
 
 
@@ -34,8 +34,10 @@ class Frame:
         self.leading: list[Var] = []                 # inputs declared up front (args, wrt, carry)
         self.captures: list[tuple[Atom, Var]] = []   # (the value in the parent frame, its input here)
         self._captured: dict[Var, Var] = {}          # outer var -> input here
-        # vars still named after their primitive; an assignment may rename them (shared by all frames)
+        # vars still named after their primitive; an assignment names them (shared by all frames)
         self.unnamed: set[Var] = parent.unnamed if parent else set()
+        # such a var -> the var an assignment made in its place (one value assigned to two names)
+        self.named: dict[Var, Var] = parent.named if parent else {}
 
     def input(self, name: str, type: TensorType) -> Var:
         v = Var(name, type)
@@ -45,6 +47,7 @@ class Frame:
 
     def use(self, atom: Atom) -> Atom:
         """The atom that stands for `atom` inside this frame (capturing it if it is outer)."""
+        atom = self.named.get(atom, atom)     # a value held from before an assignment named it
         if isinstance(atom, Lit) or atom in self.owned:
             return atom
         if atom in self._captured:
@@ -68,6 +71,31 @@ class Frame:
         if name is None and names is None:
             self.unnamed.update(outs)
         return outs
+
+    def name(self, atom: Atom, name: str) -> Atom:
+        """The value `atom` under the source name an assignment gives it (`h`, `p.w1`).
+
+        A var still named after its primitive is made anew under `name`, and this frame's
+        equations that define or read it are rebuilt with the new var: a var's name never
+        changes once it exists. Any other atom (already named, a literal) is returned as it is."""
+        atom = self.named.get(atom, atom)
+        if not isinstance(atom, Var) or atom not in self.unnamed:
+            return atom
+        eqns = self.builder.eqns
+        at = next((i for i in range(len(eqns) - 1, -1, -1) if atom in eqns[i].outs), None)
+        if at is None:        # not made in this frame: it keeps its primitive's name (names are cosmetic)
+            return atom
+        new = Var(name, atom.type)
+        swap = lambda a: new if a is atom else a  # noqa: E731
+        for i in range(at, len(eqns)):
+            e = eqns[i]
+            if i == at or any(a is atom for a in e.ins):
+                eqns[i] = Eqn(e.prim, tuple(map(swap, e.ins)), tuple(map(swap, e.outs)), e.params, e.span)
+        self.unnamed.discard(atom)
+        self.owned.discard(atom)
+        self.owned.add(new)
+        self.named[atom] = new
+        return new
 
     def func(self, name: str, outs, span: Span | None, consts_first: bool = False) -> Func:
         """The finished function: leading inputs and captures (captures first for loop bodies)."""

@@ -83,11 +83,7 @@ def name_value(ctx: Ctx, value, name: str):
         new = []
         for path, leaf in zip(paths, value.leaves if not isinstance(value, Tensor) else (value,)):
             full = f"{name}.{path}" if path else name
-            atom = leaf.atom
-            if atom in ctx.frame.unnamed:
-                atom.name = full
-                ctx.frame.unnamed.discard(atom)
-            new.append(Tensor(atom, leaf.origin, full))
+            new.append(Tensor(ctx.frame.name(leaf.atom, full), leaf.origin, full))
         return rebuild(value, new, desc=name)
     if hasattr(value, "desc"):
         return replace(value, desc=name)

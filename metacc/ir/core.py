@@ -17,11 +17,17 @@ from metacc.ir.types import TensorType
 
 
 class Var:
+    """An IR value: identity is the object (two vars of one name are two values). Its name
+    and type are fixed when it is made; a transform that wants another name makes another var
+    (Builder.name_results, Frame.name)."""
     __slots__ = ("name", "type")
 
     def __init__(self, name: str, type: TensorType):
-        self.name = name
-        self.type = type
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "type", type)
+
+    def __setattr__(self, attr, value):
+        raise AttributeError(f"a Var's {attr} is fixed when it is made (make a new Var instead)")
 
     def __repr__(self) -> str:
         return f"{self.name}:{self.type}"
