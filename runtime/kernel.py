@@ -6,7 +6,7 @@ for a `meta` function the task arguments carry a leading task axis and every
 output is the mean over tasks, all in one parallel call.
 
 Solvers in the program (argmin's SGD, conjugate gradient) add convergence
-figures as extra outputs (metacc.diagnostics); a call strips them and warns
+figures as extra outputs (metacc.convergence); a call strips them and warns
 (metacc.ConvergenceWarning) about any that missed its tolerance.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from metacc.diagnostics import check
+from metacc.convergence import check
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
 from metacc.disconnected import emit as emit_notes

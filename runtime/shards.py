@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from metacc.diagnostics import check
+from metacc.convergence import check
 from metacc.errors import MetaccError
 from metacc.nonfinite import check_outputs
 from metacc.program import Arg
@@ -232,7 +232,7 @@ def _task_leaves(task_args: list[Arg], shard_in: list, dims: Dims) -> tuple[list
 
 def run_shard(module: ModuleType, job_meta: dict, shared: list, shard_in: list) -> ShardResult:
     """One shard: its task leaves (drawn here for a SeededTasks), ENTRY_ROWS, the rows summed
-    as the one-machine entry sums them (metacc.backend.module: rows.sum(axis=0))."""
+    as the one-machine entry sums them (metacc.backend.generate: rows.sum(axis=0))."""
     start = time.perf_counter()
     leaves, n = _task_leaves(job_meta["task_args"], shard_in, job_meta["dims"])
     flat = _interleave(job_meta["mask"], shared, leaves)

@@ -21,13 +21,13 @@ def load_source(text: str, name: str = "<string>", *, float_dtype: str | None = 
     # the front end's lowering and the parser (lark) load here, on first use: importing the
     # package for read_source (a cached compile of a path) stays cheap
     from metacc.dtypes import float_dtype as _float_dtype
-    from metacc.frontend.check import Unit
+    from metacc.frontend.to_program import Unit
     from metacc.frontend.parse import parse_all
     float_dtype = _float_dtype(float_dtype, "load", allow_none=True)
     source = Source(name, text)
     try:
         parsed = parse_all(source)
-        unit = Unit(source, parsed.module, float_dtype, constants)
+        unit = Unit(source, parsed.source_file, float_dtype, constants)
         unit.after_syntax_errors(parsed.errors, parsed.broken)
         return unit.run()
     except RecursionError:

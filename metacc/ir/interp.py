@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from metacc.diagnostics import finish_collecting, record, start_collecting
+from metacc.convergence import finish_collecting, record, start_collecting
 from metacc.errors import InternalError
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.primitives import need_rule

@@ -412,7 +412,7 @@ def test_an_uncaught_error_shows_the_user_frames_and_the_message(tmp_path):
 
 def test_the_environment_variable_gives_the_full_traceback(tmp_path):
     err = _run_user_script(tmp_path, full=True)
-    assert os.path.join("metacc", "frontend") in err and "check.py" in err
+    assert os.path.join("metacc", "frontend") in err and "to_program.py" in err
     assert "unknown function `exx`" in err
     assert "internal frames are hidden" not in err
 
