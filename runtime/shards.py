@@ -29,7 +29,6 @@ import numpy as np
 
 from metacc.convergence import check
 from metacc.errors import MetaccError
-from metacc.nonfinite import check_outputs
 from metacc.program import Arg
 from metacc.runtime.tasks import check_count
 from metacc.runtime.trees import Dims, flatten_arg
@@ -269,9 +268,9 @@ def finish(kernel, job: Job, outs: list, descs) -> list:
         n = len(descs)
         check(descs, outs[len(outs) - n:], batched=True)
         outs = outs[:len(outs) - n]
-    if kernel.check_finite and any(not np.all(np.isfinite(x)) for x in outs):
+    if kernel.check_outputs is not None and any(not np.all(np.isfinite(x)) for x in outs):
         # located on this machine: the first task that is not finite, and why
-        check_outputs(kernel, job.whole(), outs)
+        kernel.check_outputs(kernel, job.whole(), outs)
     return outs
 
 

@@ -17,7 +17,7 @@ from metacc.frontend.reporter import shape_error
 from metacc.frontend.frame import Frame
 from metacc.frontend.values import POISON, Tensor
 from metacc.ir.core import Atom, Lit
-from metacc.ir.interp import IMPLS
+from metacc.ir.prims import IMPLS
 from metacc.ir.types import NUMPY_DTYPE, Dim, ShapeError
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from metacc.ad import jvp_func, vjp_func
 from metacc.ad.jvp import JVP_RULES
 from metacc.ad.loops import JVP_CONTROL, VJP_CONTROL_BACKWARD
 from metacc.ad.vjp import VJP_RULES
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.ir.prims import PRIMS
 from metacc.ir.verify import verify
 from tests.ad.cases import CASES

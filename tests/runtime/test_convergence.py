@@ -18,7 +18,7 @@ import pytest
 import metacc
 from metacc.convergence import hoist
 from metacc.frontend import load
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.pipeline import kernel_ir
 
 SOURCE = Path(__file__).with_name("solvers.meta")

@@ -9,7 +9,7 @@ import pytest
 
 import metacc
 from metacc.errors import MetaccError
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 
 SOURCE = """
 params Clf {

@@ -2,26 +2,26 @@
 
 It is the oracle for every backend and pass, so it favours the obvious
 implementation over speed. `grad` and `argmin` equations are evaluated by
-expanding them with metacc.ad first (cached per equation).
+expanding them with metacc.ad first, `cg_solve` by its lowering to a loop
+(metacc.passes.lower_cg), cached per equation: like the backends, it is a
+client of the IR, AD and the passes, so it sits above them (not in metacc/ir/).
 """
 from __future__ import annotations
 
 import contextvars
-from typing import Callable
 
 import numpy as np
 
+from metacc.ad.expand import expand_eqn
 from metacc.convergence import finish_collecting, record, start_collecting
 from metacc.errors import InternalError
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.primitives import need_rule
-from metacc.ir.prims import PRIMS
+from metacc.ir.prims import IMPLS
 from metacc.ir.types import NUMPY_DTYPE, resolve_shape
 from metacc.labels import check_values
+from metacc.passes.lower_cg import lower_cg
 
-# the reference implementation of every primitive that has one (control primitives recurse,
-# so _eval_eqn evaluates them); a view of the declarations (metacc/ir/primitives/)
-IMPLS: dict[str, Callable] = {name: p.impl for name, p in PRIMS.items() if p.impl is not None}
 # the primitives _eval_eqn evaluates itself: they hold sub-functions, or report to the runtime
 EVALUATED_HERE = ("scan", "call", "grad", "argmin", "cg_solve", "diagnostic")
 
@@ -49,8 +49,6 @@ def _expand(e: Eqn) -> Func:
     """grad/argmin equations evaluate through their AD expansion (kept alive with the eqn)."""
     hit = _expanded.get(id(e))
     if hit is None or hit[0] is not e:
-        from metacc.ad.expand import expand_eqn
-        from metacc.passes.lower_cg import lower_cg
         hit = (e, lower_cg(expand_eqn(e)))
         _expanded[id(e)] = hit
     return hit[1]
