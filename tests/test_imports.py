@@ -10,7 +10,8 @@ An edge A -> B: module A imports module B (`import B`, `from B import name`, or
 `from P import B` when P.B is a module), anywhere in A except under
 `if TYPE_CHECKING:`. Importing B does not count as importing its parent
 packages, although Python runs their __init__ first: every module would
-otherwise depend on metacc/__init__.py.
+otherwise depend on metacc/__init__.py. What an import loads (`reached`, for the
+heavy dependencies and the runtime's reach) does follow them.
 """
 from __future__ import annotations
 
