@@ -1,9 +1,8 @@
 """metacc: a compiler for meta-learning programs."""
 from metacc.version import __version__  # noqa: F401
-from metacc.errors import InternalError, MetaccError, api_boundary  # noqa: E402,F401
-from metacc.diagnostics import ConvergenceWarning  # noqa: E402,F401
+from metacc.errors import InternalError, MetaccError, NonFiniteError, api_boundary  # noqa: E402,F401
+from metacc.convergence import ConvergenceWarning  # noqa: E402,F401
 from metacc.disconnected import DisconnectedWarning  # noqa: E402,F401
-from metacc.nonfinite import NonFiniteError  # noqa: E402,F401
 
 
 @api_boundary

@@ -29,7 +29,7 @@ from metacc import __version__
 from metacc.ad import expand
 from metacc.ad.activity import collecting
 from metacc.ad.vjp import check_connected_inputs, metric_cut
-from metacc.diagnostics import SGD_TOL
+from metacc.convergence import SGD_TOL
 from metacc.errors import MetaccError, MetaccErrors, Source, did_you_mean
 from metacc.explain import explain
 from metacc.frontend import load, read_source
@@ -37,7 +37,7 @@ from metacc.frontend.ast_dump import dump
 from metacc.frontend.convert import MAX_SIZE
 from metacc.gradcheck import argmin_eqns, gradcheck, implicit_solves
 from metacc.ir.printer import format_func
-from metacc.kernels import KINDS, default_wrt, wrt_names
+from metacc.kinds import KINDS, default_wrt, wrt_names
 from metacc.residuals import report
 
 
@@ -69,12 +69,12 @@ def show_ast(req: ShowRequest) -> str:
     from metacc.frontend.parse import parse
 
     # the syntax tree only: it is shown even when the program does not check
-    module = parse(Source(req.path, read_source(req.path)))
+    source_file = parse(Source(req.path, read_source(req.path)))
     if req.fn is None:
-        return dump(module)
-    decls = [d for d in module.decls if d.name == req.fn]
+        return dump(source_file)
+    decls = [d for d in source_file.decls if d.name == req.fn]
     if not decls:
-        names = ", ".join(d.name for d in module.decls) or "(none)"
+        names = ", ".join(d.name for d in source_file.decls) or "(none)"
         raise MetaccError(f"{req.path} has no declaration `{req.fn}`", expected=f"one of: {names}", found=req.fn)
     return dump(decls[0])
 

@@ -20,8 +20,9 @@ from metacc import pipeline
 from metacc.backend.loader import write_atomic_bytes
 from metacc.dtypes import float_dtype
 from metacc.errors import MetaccError, Source
+from metacc.frontend import load_source, read_source
 from metacc.backend.cuda import pipeline as cuda_pipeline
-from metacc.nonfinite import enabled
+from metacc.nonfinite import check_outputs, enabled
 from metacc.passes.retype import retype_program
 from metacc.program import Program
 from metacc.runtime import serial
@@ -53,8 +54,7 @@ def _front_end(source: Source, dtype: str | None, constants: dict | None, root: 
             return _read_program(raw, key, request, source)
         except Exception as err:  # noqa: BLE001 - any damage means: rebuild
             warn(f"metacc: cached program {path} is broken ({type(err).__name__}: {err}); rebuilding it")
-    # the front end (and lark) only on a cache miss: a cached load skips about 0.15 s of imports
-    from metacc.frontend import load_source
+    # the parser (and lark) loads on a cache miss only, in load_source
     program = load_source(source.text, source.name, float_dtype=dtype, constants=constants)
     try:
         body = serial.dumps(program).encode()
@@ -92,7 +92,6 @@ def _read(path_or_source) -> Source:
     # file instead of being parsed as a program.
     looks_like_path = text.strip() != "" and not any(c in text for c in "\n{}")
     if looks_like_path:
-        from metacc.frontend import read_source
         return Source(str(Path(text)), read_source(text))
     return Source("<string>", text)
 
@@ -139,6 +138,5 @@ def compile(path_or_source, dtype: str | None = None, cache_dir=None,  # noqa: A
             return _front_end(_source, dtype, consts, root)
     if target != "cpu":
         key_text += f"\n# target: {target}"        # kernels of each target cached apart
-    mod = Module(program, key_text, dtype, root, passes, reload)
-    mod.check_finite = check
-    return mod
+    # the runtime does not import metacc.nonfinite (it runs the interpreter, so AD): its checker is handed in
+    return Module(program, key_text, dtype, root, passes, reload, check_outputs=check_outputs if check else None)

@@ -13,7 +13,7 @@ import contextlib
 import contextvars
 import warnings
 
-from metacc.diagnostics import _user_stacklevel
+from metacc.convergence import _user_stacklevel
 
 
 class DisconnectedWarning(UserWarning):

@@ -133,6 +133,23 @@ class MetaccErrors(MetaccError):
         return "\n\n".join(e.render() for e in self.errors)
 
 
+# here, not in metacc.nonfinite (which finds the equation to blame with the interpreter, and
+# so imports AD): `import metacc` exports it without loading either
+class NonFiniteError(MetaccError, FloatingPointError):
+    """A result of a checked call (check_finite=True) is NaN or inf.
+
+    Attributes: function, kind (the kernel: forward, grad, ...), task (the
+    first bad task of a meta function's batch, else None), prim and where
+    (the first equation that made a non-finite value, when found), output
+    (the name of the first non-finite result)."""
+
+    def __init__(self, message, span=None, *, function="", kind="", task=None, prim=None, where=None,
+                 output=None, **kw):
+        super().__init__(message, span, **kw)
+        self.function, self.kind, self.task = function, kind, task
+        self.prim, self.where, self.output = prim, where, output
+
+
 def did_you_mean(name: str, candidates) -> str | None:
     """The hint for a misspelt name: up to three close candidates, or None."""
     # short names (w4 for w1) differ in a larger fraction of their letters

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import metacc
-from metacc.diagnostics import ConvergenceWarning
+from metacc.convergence import ConvergenceWarning
 from metacc.errors import MetaccError
 from metacc.explain import magic_stops
 from metacc.frontend import load

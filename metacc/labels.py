@@ -11,7 +11,7 @@ are used:
   after every one_hot (before the loop when the labels are a loop's constants):
   how far the smallest label lies below 0 and how far the largest lies above
   n-1, both 0 when every label is a class. They travel as `diagnostic`
-  equations of kind 'labels' (metacc.diagnostics hoists them into kernel
+  equations of kind 'labels' (metacc.convergence hoists them into kernel
   outputs, one per task in a meta kernel), and `check_labels` raises a
   `LabelError` when one is not 0. When the labels are a kernel input (also
   through a loop's constants) the description records which, and the runtime

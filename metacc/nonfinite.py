@@ -7,11 +7,16 @@ With it on, a call whose result holds a NaN or an inf raises
 the first equation that made a non-finite value, with its .meta file:line,
 the source line, the primitive and, for a meta function, the task: the
 compiled kernel is re-run one task at a time to find the first bad task, and
-that task through the reference interpreter (metacc.ir.interp) with a watch on
+that task through the reference interpreter (metacc.interp) with a watch on
 every equation's outputs that follows each non-finite value back to the
 equation that first made it from finite inputs. An input that is already
 non-finite is named instead. Off (the default) a call costs one attribute
 test more.
+
+The runtime does not import this module (it imports the interpreter, and so
+AD): metacc.compile hands `check_outputs` to the Module, which hands it to
+each kernel, as it hands them their pipeline. NonFiniteError is defined in
+metacc.errors, so that `import metacc` exports it without loading AD.
 """
 from __future__ import annotations
 
@@ -19,24 +24,10 @@ import os
 
 import numpy as np
 
-from metacc.errors import MetaccError
+from metacc.errors import MetaccError, NonFiniteError
+from metacc.interp import evaluate, watching
 
 ENV = "METACC_CHECK_FINITE"
-
-
-class NonFiniteError(MetaccError, FloatingPointError):
-    """A result of a checked call (check_finite=True) is NaN or inf.
-
-    Attributes: function, kind (the kernel: forward, grad, ...), task (the
-    first bad task of a meta function's batch, else None), prim and where
-    (the first equation that made a non-finite value, when found), output
-    (the name of the first non-finite result)."""
-
-    def __init__(self, message, span=None, *, function="", kind="", task=None, prim=None, where=None,
-                 output=None, **kw):
-        super().__init__(message, span, **kw)
-        self.function, self.kind, self.task = function, kind, task
-        self.prim, self.where, self.output = prim, where, output
 
 
 def enabled(flag) -> bool:
@@ -167,7 +158,6 @@ def check_outputs(kernel, args: list, outs) -> None:
         if _bad(a):
             raise NonFiniteError(f"{head}: its input '{v.name}' is already {_what(a)}", **common,
                                  hint="check the data (or the parameters) passed in")
-    from metacc.ir.interp import evaluate, watching
     watch = _Watch()
     try:
         with watching(watch), np.errstate(all="ignore"):

@@ -10,9 +10,9 @@ with the IR verifier after every pass that rewrites the IR.
     simplify2    the same passes again (fold2 ... dce2): the `simplified` IR
     expand       what is left to expand, where anything is (normally nothing)
     hoist        solver diagnostics and label checks become extra outputs
-    inline, fusion, plan, lower    the back end (metacc.backend.module)
+    inline, fusion, plan, lower    the back end (metacc.backend.generate)
 
-The kernel kinds are metacc.kernels.KINDS.
+The kernel kinds are metacc.kinds.KINDS.
 
 `kernel_ir(fn, kind, wrt, stage)` is the IR after any IR stage (memoised),
 `kernel_source(fn, kind, wrt, batched)` the generated module, and
@@ -28,13 +28,13 @@ from metacc.ad.activity import collecting, report
 from metacc.ad.expand import needs_expand
 from metacc.ad.poison import poison
 from metacc.ad.vjp import check_connected_inputs
-from metacc.backend.module import BACKEND
+from metacc.backend.generate import BACKEND
 from metacc.backend.wrap import literal, wrap_line
-from metacc.diagnostics import hoist
+from metacc.convergence import hoist
 from metacc.errors import MetaccError, did_you_mean
 from metacc.ir.core import Func
 from metacc.ir.printer import format_func
-from metacc.kernels import KINDS
+from metacc.kinds import KINDS
 from metacc.passes import simplification
 from metacc.passes.driver import Build, Pass, find, ir_pass, run, stage_names
 from metacc.passes.lower_cg import lower_cg
@@ -129,7 +129,7 @@ MIDDLE = (
 BACK = (
     ir_pass("expand", lambda fn: expand(fn) if needs_expand(fn) else fn,
             "grad/argmin/call left in the kernel expanded, where there are any (metacc.ad.expand)"),
-    Pass("hoist", _hoist, "solver diagnostics and label-range checks as extra outputs (metacc.diagnostics)"),
+    Pass("hoist", _hoist, "solver diagnostics and label-range checks as extra outputs (metacc.convergence)"),
 ) + BACKEND
 
 PIPELINES: dict[str, tuple] = {kind: (TRANSFORMS[kind],) + ((POISON,) if kind in DERIVATIVES else ()) + MIDDLE + BACK
@@ -231,7 +231,7 @@ def kernel_source(fn: Func, kind: str, wrt=None, batched=None) -> str:
                 + "\n".join(wrap_line(f"WARNINGS = {literal(list(notes))}")) + "\n")
     if b.descs:
         return src + ("\n# solver convergence and label-range figures: the last len(DIAGNOSTICS) outputs "
-                      "(metacc.diagnostics)\n"
+                      "(metacc.convergence)\n"
                       + "\n".join(wrap_line(f"DIAGNOSTICS = {literal(list(b.descs))}")) + "\n")
     return src
 

@@ -6,7 +6,7 @@ for a `meta` function the task arguments carry a leading task axis and every
 output is the mean over tasks, all in one parallel call.
 
 Solvers in the program (argmin's SGD, conjugate gradient) add convergence
-figures as extra outputs (metacc.diagnostics); a call strips them and warns
+figures as extra outputs (metacc.convergence); a call strips them and warns
 (metacc.ConvergenceWarning) about any that missed its tolerance.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from metacc.diagnostics import check
+from metacc.convergence import check
 from metacc.errors import MetaccError
 from metacc.ir.core import Func
 from metacc.disconnected import emit as emit_notes
@@ -28,10 +28,14 @@ _SINGULAR = re.compile(r"metacc: (.*)")
 
 class Kernel:
     def __init__(self, source_key: str, fn_name: str, ir: Func, kind: str, wrt: tuple[int, ...],
-                 batched: tuple[bool, ...] | None, dtype: str, cache_dir: Path, pipeline):
+                 batched: tuple[bool, ...] | None, dtype: str, cache_dir: Path, pipeline, check_outputs=None):
         # metacc.pipeline (the passes of each kernel kind), handed down from the compile
         # driver: the runtime runs the compiler on first call but does not import it
         self.pipeline = pipeline
+        # check_outputs(kernel, args, outs), what checks a call's results when compile(check_finite=True)
+        # or METACC_CHECK_FINITE=1 (metacc.nonfinite.check_outputs, handed down the same way: it
+        # runs the interpreter, so AD); None: unchecked
+        self.check_outputs = check_outputs
         self.fn_name, self.base, self.kind, self.wrt, self.batched = fn_name, ir, kind, wrt, batched
         self.source_key, self.dtype, self.cache_dir = source_key, dtype, cache_dir
         self._ir: Func | None = None
@@ -39,7 +43,10 @@ class Kernel:
         self._fresh = False          # built in this process (not loaded from the cache)
         self._entry = None
         self._proven = False         # has run once
-        self.check_finite = False    # set by the Module (metacc.nonfinite)
+
+    @property
+    def check_finite(self) -> bool:
+        return self.check_outputs is not None
 
     @property
     def label(self) -> str:
@@ -108,9 +115,8 @@ class Kernel:
             n = len(descs)
             check(descs, out[len(out) - n:], batched=self.batched is not None)
             out = out[:len(out) - n]
-        if self.check_finite:       # compile(check_finite=True) / METACC_CHECK_FINITE=1
-            from metacc.nonfinite import check_outputs
-            check_outputs(self, args, out)
+        if self.check_outputs is not None:       # compile(check_finite=True) / METACC_CHECK_FINITE=1
+            self.check_outputs(self, args, out)
         return out
 
     def _run(self, args: list):

@@ -256,8 +256,8 @@ class FunctionHandle:
             if self.is_meta:
                 batched = tuple(a.kind == "task" for a in self.fn.args for _ in a.leaves)
             self._kernels[key] = Kernel(self._m._key_text, self.fn.name, self.fn.ir, kind, ids, batched,
-                                        self._m.dtype or "declared", self._m.cache_dir, self._m.pipeline)
-            self._kernels[key].check_finite = self._m.check_finite
+                                        self._m.dtype or "declared", self._m.cache_dir, self._m.pipeline,
+                                        self._m.check_outputs)
         self._kernel_memo[memo] = self._kernels[key]
         return self._kernels[key]
 
@@ -425,12 +425,13 @@ def _out(x):
 class Module:
     """A compiled .meta program. Attributes: its params groups, task types and functions."""
 
-    check_finite = False      # every call checks its results (metacc.nonfinite); set by compile()
-
     def __init__(self, program: Program, key_text: str, dtype: str | None, cache_dir: Path,
-                 pipeline, reload=None):
+                 pipeline, reload=None, check_outputs=None):
         self.program = program
         self.pipeline = pipeline         # metacc.pipeline, handed in by the compile driver
+        # what checks every call's results (metacc.nonfinite.check_outputs), handed in by the
+        # compile driver when check_finite is on; None: off
+        self.check_outputs = check_outputs
         self._reload = reload            # constants -> Program (None: fixed program)
         self._variants: dict = {}
         self.dtype = dtype
@@ -444,6 +445,11 @@ class Module:
         for name, f in program.functions.items():
             self._items[name] = FunctionHandle(self, f)
 
+    @property
+    def check_finite(self) -> bool:
+        """Does every call check that its results are finite (compile(check_finite=...))?"""
+        return self.check_outputs is not None
+
     def _variant(self, consts: dict[str, int]) -> "Module":
         key = tuple(sorted(consts.items()))
         if key not in self._variants:
@@ -451,8 +457,8 @@ class Module:
                 raise MetaccError("this module was built from a Program: its compile-time arguments "
                                   "are fixed", found=", ".join(f"{k}={v}" for k, v in key))
             text = self._key_text + "\n# constants: " + repr(key)
-            self._variants[key] = Module(self._reload(consts), text, self.dtype, self.cache_dir, self.pipeline)
-            self._variants[key].check_finite = self.check_finite
+            self._variants[key] = Module(self._reload(consts), text, self.dtype, self.cache_dir, self.pipeline,
+                                         check_outputs=self.check_outputs)
         return self._variants[key]
 
     def __getattr__(self, name: str):

@@ -27,9 +27,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from metacc.diagnostics import check
+from metacc.convergence import check
 from metacc.errors import MetaccError
-from metacc.nonfinite import check_outputs
 from metacc.program import Arg
 from metacc.runtime.tasks import check_count
 from metacc.runtime.trees import Dims, flatten_arg
@@ -232,7 +231,7 @@ def _task_leaves(task_args: list[Arg], shard_in: list, dims: Dims) -> tuple[list
 
 def run_shard(module: ModuleType, job_meta: dict, shared: list, shard_in: list) -> ShardResult:
     """One shard: its task leaves (drawn here for a SeededTasks), ENTRY_ROWS, the rows summed
-    as the one-machine entry sums them (metacc.backend.module: rows.sum(axis=0))."""
+    as the one-machine entry sums them (metacc.backend.generate: rows.sum(axis=0))."""
     start = time.perf_counter()
     leaves, n = _task_leaves(job_meta["task_args"], shard_in, job_meta["dims"])
     flat = _interleave(job_meta["mask"], shared, leaves)
@@ -269,9 +268,9 @@ def finish(kernel, job: Job, outs: list, descs) -> list:
         n = len(descs)
         check(descs, outs[len(outs) - n:], batched=True)
         outs = outs[:len(outs) - n]
-    if kernel.check_finite and any(not np.all(np.isfinite(x)) for x in outs):
+    if kernel.check_outputs is not None and any(not np.all(np.isfinite(x)) for x in outs):
         # located on this machine: the first task that is not finite, and why
-        check_outputs(kernel, job.whole(), outs)
+        kernel.check_outputs(kernel, job.whole(), outs)
     return outs
 
 

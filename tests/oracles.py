@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 
 
 def fd_jvp(fn, args, wrt, tangents, eps=1e-6):

@@ -14,7 +14,7 @@ whose value is exactly p* and whose derivative with respect to `extra` is
 -A^-1 d2F/dp d(extra): the implicit-function-theorem gradient (iMAML). A^-1 is
 applied by `cg_solve` on Hessian-vector products; no Hessian is formed.
 
-Either way the expansion also reports how far the solver got (metacc.diagnostics):
+Either way the expansion also reports how far the solver got (metacc.convergence):
 the inner objective's gradient norm at the returned point, relative to the
 start, against sgd(tol=...). The primal solve for c is value-neutral (p_out's
 value is p* whatever c is), so only the solves its derivatives run report
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from metacc.ad.expand import EXPANSIONS, expand, grad_inline
 from metacc.ad.hvp import hvp_func
-from metacc.diagnostics import SGD_TOL, emit, relative_norm, sq_norm
+from metacc.convergence import SGD_TOL, emit, relative_norm, sq_norm
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func
 

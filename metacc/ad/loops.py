@@ -155,7 +155,7 @@ def _jvp_cg(b: Builder, e: Eqn, ins, in_tans):
     n = e.params["n_b"]
     outs = emit_primal(b, e, ins)
     rhs_dot = [materialize(b, t, x.type) for t, x in zip(in_tans[:n], ins[:n])]
-    # the tangent solve decides the derivative: it reports its convergence (metacc.diagnostics)
+    # the tangent solve decides the derivative: it reports its convergence (metacc.convergence)
     tans = b.emit("cg_solve", *rhs_dot, *ins[n:], names=[v.name + "_dot" for v in e.outs], span=e.span,
                   **{**e.params, "diagnose": True})
     return list(outs), list(tans)
@@ -386,7 +386,7 @@ def _vjp_cg_backward(b: Builder, e: Eqn, ins, outs, gs, act_in, saved: None):
     # A is symmetric: the transpose of x = A^-1 b is b_bar = A^-1 x_bar
     gs = [materialize(b, g, o.type) for g, o in zip(gs, outs)]
     bars = b.emit("cg_solve", *gs, *ins[n:], names=[x.name + "_bar" for x in ins[:n]], span=e.span,
-                  **{**e.params, "diagnose": True})      # reports its convergence (metacc.diagnostics)
+                  **{**e.params, "diagnose": True})      # reports its convergence (metacc.convergence)
     return list(bars) + [None] * (len(ins) - n)
 
 

@@ -5,4 +5,4 @@
     load(source, directory)                write the source to a file and import it
 """
 from metacc.backend.loader import load  # noqa: F401
-from metacc.backend.module import Lowered, lower, lower_batched, lower_source  # noqa: F401
+from metacc.backend.generate import Lowered, lower, lower_batched, lower_source  # noqa: F401

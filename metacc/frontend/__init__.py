@@ -11,23 +11,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from metacc.dtypes import float_dtype as _float_dtype
 from metacc.errors import MetaccError, Source, api_boundary
+from metacc.frontend.to_program import Unit
 from metacc.program import Program
 
 
 @api_boundary
 def load_source(text: str, name: str = "<string>", *, float_dtype: str | None = None,
                 constants: dict[str, int] | None = None) -> Program:
-    # the front end's lowering and the parser (lark) load here, on first use: importing the
-    # package for read_source (a cached compile of a path) stays cheap
-    from metacc.dtypes import float_dtype as _float_dtype
-    from metacc.frontend.check import Unit
+    # the parser loads here, on first use, and lark with it: a cached compile of a path
+    # (read_source only) and `import metacc.compiler` do without
     from metacc.frontend.parse import parse_all
     float_dtype = _float_dtype(float_dtype, "load", allow_none=True)
     source = Source(name, text)
     try:
         parsed = parse_all(source)
-        unit = Unit(source, parsed.module, float_dtype, constants)
+        unit = Unit(source, parsed.source_file, float_dtype, constants)
         unit.after_syntax_errors(parsed.errors, parsed.broken)
         return unit.run()
     except RecursionError:

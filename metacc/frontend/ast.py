@@ -3,7 +3,7 @@
 Frozen dataclasses built by `metacc.frontend.to_ast` from lark's parse tree.
 Every node has the `Span` it came from, so every later error can point at
 source text. The tree is syntax only: names are not resolved and nothing is
-typed here (that is `metacc.frontend.check`'s job).
+typed here (that is `metacc.frontend.to_program`'s job).
 """
 from __future__ import annotations
 
@@ -101,7 +101,8 @@ class FnDecl:
 
 
 @dataclass(frozen=True, slots=True)
-class Module:
+class SourceFile:
+    """The root: every declaration of one .meta source, in order."""
     decls: tuple[ParamsDecl | TaskDecl | FnDecl, ...]
 
 

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 
 from metacc.errors import MetaccError, Span
-from metacc.frontend.diagnostics import shape_error
+from metacc.frontend.reporter import shape_error
 from metacc.frontend.frame import Frame
 from metacc.frontend.values import POISON, Tensor
 from metacc.ir.core import Atom, Lit
-from metacc.ir.interp import IMPLS
+from metacc.ir.prims import IMPLS
 from metacc.ir.types import NUMPY_DTYPE, Dim, ShapeError
 
 if TYPE_CHECKING:
-    from metacc.frontend.check import Unit
+    from metacc.frontend.to_program import Unit
     from metacc.frontend.declarations import Signature
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from metacc.errors import MetaccError, Span, did_you_mean
 from metacc.frontend import ast as A
 from metacc.frontend.convert import MAX_ELEMENTS, MAX_SIZE, check_elements, check_float_range
-from metacc.frontend.diagnostics import Reporter
+from metacc.frontend.reporter import Reporter
 from metacc.ir.types import FLOAT_DTYPES, TensorType
 from metacc.program import Arg, Field, Init, ParamGroup, TaskType
 
@@ -84,7 +84,7 @@ class _Broken(Exception):
 
 
 class Declarations:
-    """Resolves the declarations of one module; errors go to the reporter."""
+    """Resolves the declarations of one source file; errors go to the reporter."""
 
     def __init__(self, reporter: Reporter, float_dtype: str | None = None, builtin_names=()):
         self.reporter = reporter
@@ -98,9 +98,9 @@ class Declarations:
         self.broken_types: set[str] = set() # groups and tasks whose declaration has an error
 
     # ---- driver ----
-    def run(self, module: A.Module) -> None:
+    def run(self, source_file: A.SourceFile) -> None:
         seen: dict[str, Span] = {}
-        for d in module.decls:
+        for d in source_file.decls:
             name_span = d.name_span if isinstance(d, A.FnDecl) else d.span
             if d.name in seen:
                 self._error(MetaccError(f"`{d.name}` is declared twice", name_span,

@@ -110,7 +110,7 @@ def lower_grad(ctx: Ctx, node: A.Call):
 # ---- argmin ------------------------------------------------------------------------
 
 # sgd's tol is not a stopping rule (the steps are fixed): the run is accepted when
-# |grad F(p*)| / |grad F(p0)| <= tol, else the runtime warns (metacc.diagnostics)
+# |grad F(p*)| / |grad F(p0)| <= tol, else the runtime warns (metacc.convergence)
 SOLVERS = {"sgd": {"lr": None, "steps": None, "tol": 1e-4}}
 IMPLICIT = {"cg": {"iters": 20, "tol": 1e-8}}
 _INT_KEYS = ("steps", "iters")

@@ -1,7 +1,7 @@
 """Every kind of node and every builtin, registered: importing this module completes
 metacc.frontend.dispatch's tables and metacc.frontend.builtins.BUILTINS (re-exported here).
 
-The lowering driver (check.py) imports it; so does whatever reads the tables on its own."""
+The lowering driver (to_program.py) imports it; so does whatever reads the tables on its own."""
 from __future__ import annotations
 
 from metacc.frontend import calls, differentiate, exprs, indexing, loops, stmts  # noqa: F401

@@ -84,7 +84,7 @@ def _span_of(tree, source: Source) -> Span | None:
     return Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
 
 
-def _parse_text(source: Source, text: str) -> A.Module:
+def _parse_text(source: Source, text: str) -> A.SourceFile:
     """Parse `text` (the source, or one declaration of it padded to its own lines) into an AST whose
     spans are in `source`; a syntax error is a MetaccError."""
     try:
@@ -116,7 +116,7 @@ _DECL_START = re.compile(r"^[ \t]*(params|task|fn|meta)[ \t]+([A-Za-z_][A-Za-z0-
 
 @dataclass
 class Parsed:
-    module: A.Module                  # every declaration that parsed
+    source_file: A.SourceFile         # every declaration that parsed
     errors: list[MetaccError]         # one per declaration that did not
     broken: dict[str, str]            # name -> kind (params, task, fn, meta) of each of those
 
@@ -147,13 +147,13 @@ def parse_all(source: Source) -> Parsed:
                 broken[m.group(2)] = m.group(1)
     if not errors:
         raise whole         # the pieces parse alone but not together: report what the whole parse found
-    return Parsed(A.Module(tuple(decls)), errors, broken)
+    return Parsed(A.SourceFile(tuple(decls)), errors, broken)
 
 
-def parse(source: Source) -> A.Module:
+def parse(source: Source) -> A.SourceFile:
     """The AST of a source; its syntax errors, all of them, as a MetaccError (MetaccErrors)."""
     parsed = parse_all(source)
     if parsed.errors:
         errors = sorted(parsed.errors, key=lambda e: (e.line or 0, e.col or 0))
         raise errors[0] if len(errors) == 1 else MetaccErrors(errors)
-    return parsed.module
+    return parsed.source_file

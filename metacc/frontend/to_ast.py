@@ -53,7 +53,7 @@ class ToAst(Transformer):
 
     # -- declarations --
     def start(self, meta, items):
-        return A.Module(tuple(items))
+        return A.SourceFile(tuple(items))
 
     def params_decl(self, meta, items):
         name, *fields = items

@@ -6,13 +6,13 @@ run before evaluation and code generation, spells it out as a scan of
 `iters` CG steps over all leaves of the vector at once. Once the relative
 residual |r| <= tol |b| the iterates freeze (select), so extra iterations
 are harmless and no division by a zero residual reaches the result.
-The final relative residual is reported as a `diagnostic` (metacc.diagnostics)
+The final relative residual is reported as a `diagnostic` (metacc.convergence)
 unless the solve says diagnose=False (the value-neutral primal solve of an
 implicit argmin; the solves of its derivatives report).
 """
 from __future__ import annotations
 
-from metacc.diagnostics import emit, relative_norm
+from metacc.convergence import emit, relative_norm
 from metacc.ir.builder import Builder, inline
 from metacc.ir.core import Eqn, Func
 from metacc.ir.rewrite import rewrite

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import metacc
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 
 SOURCE = """
 fn dice(z: f64[3], a: f64[3], r: f64) -> f64 {

@@ -14,7 +14,7 @@ from metacc.ad.activity import DisconnectedWarning
 from metacc.cli import main
 from metacc.errors import MetaccError
 from metacc.frontend import load_source
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.pipeline import kernel_ir
 
 SRC = """params Net {

@@ -14,7 +14,7 @@ import pytest
 
 import metacc
 from metacc.errors import MetaccError
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 
 SOURCE = """
 fn noise(k: key) -> f64[4, 3] { return uniform(k, [4, 3]) }

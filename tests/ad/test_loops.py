@@ -7,7 +7,7 @@ import pytest
 from metacc.ad import grad_func, hvp_func, jvp_func
 from metacc.errors import MetaccError
 from metacc.ir.builder import Builder
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.ir.verify import verify
 from metacc.passes import simplify
 from metacc.passes.lower_cg import lower_cg

@@ -6,7 +6,7 @@ import pytest
 
 from metacc.ad import jvp_func, vjp_func
 from metacc.ad.rules import JVP_RULES, VJP_RULES
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.ir.prims import PRIMS
 from metacc.ir.verify import verify
 from tests.ad.cases import CASES

@@ -55,7 +55,7 @@ def test_meta_grad_backward_equations_cite_mlp_and_mse(capsys):
 def test_grad_backward_equations_do_not_cite_the_function_header():
     """The builder's default span (mse's header, line 25) must not win over the primal's."""
     from metacc.frontend import load
-    from metacc.kernels import default_wrt
+    from metacc.kinds import default_wrt
     from metacc.pipeline import kernel_ir
     mse = load(MAML).functions["mse"]
     for stage in ("ir", "simplified"):
@@ -87,7 +87,7 @@ def test_only_the_nonfinite_guard_cites_the_meta_header():
     residual figure) cite the argmin's line; what is left on the header line of `imaml` is
     the guard that makes the gradient non-finite where the value is (one per gradient)."""
     from metacc.frontend import load
-    from metacc.kernels import default_wrt
+    from metacc.kinds import default_wrt
     from metacc.pipeline import kernel_ir
     imaml = load(str(EX / "imaml.meta")).functions["imaml"]
     ir = kernel_ir(imaml.ir, "meta_grad", default_wrt(imaml), "simplified")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from metacc.frontend import load
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.pipeline import kernel_ir
 from tests.frontend.numpy_models import NET, init_net, mse_grad, sinusoid_task
 

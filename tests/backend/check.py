@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 
 RTOL = {"f64": 1e-10, "f32": 2e-5}
 

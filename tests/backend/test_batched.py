@@ -7,7 +7,7 @@ import numba
 import numpy as np
 import pytest
 
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.pipeline import kernel_ir
 from tests.ad.handbuilt import maml
 

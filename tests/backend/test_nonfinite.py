@@ -15,7 +15,7 @@ import pytest
 
 import metacc
 from metacc.frontend import load_source
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.nonfinite import ENV, NonFiniteError
 from metacc.pipeline import kernel_ir
 from metacc.runtime.tasks import sinusoid_tasks

@@ -182,7 +182,7 @@ def test_every_primitive_is_covered():
             used.add(e.prim)
     # scan: test_scan.py; call: inlined before lowering (test_scan.py); grad/argmin: expanded by
     # metacc.ad, cg_solve: turned into loops by metacc.passes.lower_cg, both before any backend;
-    # diagnostic: turned into kernel outputs by metacc.diagnostics.hoist (tests/runtime/test_convergence.py)
+    # diagnostic: turned into kernel outputs by metacc.convergence.hoist (tests/runtime/test_convergence.py)
     missing = set(PRIMS) - used - {"scan", "call", "grad", "argmin", "cg_solve", "diagnostic"}
     assert not missing, f"primitives without a lowering test: {sorted(missing)}"
 

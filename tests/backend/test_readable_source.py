@@ -55,7 +55,7 @@ def test_no_generated_line_is_over_120_characters(capsys):
 
 def _grad_ir():
     from metacc.frontend import load
-    from metacc.kernels import default_wrt
+    from metacc.kinds import default_wrt
     from metacc.pipeline import kernel_ir
     maml = load(MAML).functions["maml"]
     return kernel_ir(maml.ir, "meta_grad", default_wrt(maml))
@@ -88,10 +88,10 @@ def test_the_layout_table_gives_each_buffer_its_offset():
 
 
 def test_folding_long_lines_changes_no_statement(monkeypatch):
-    import metacc.backend.module as module
-    folded = module.lower(_grad_ir(), [False] * 6 + [True] * 4 + [False]).source
-    monkeypatch.setattr(module, "wrap_source", lambda text: text)
-    flat = module.lower(_grad_ir(), [False] * 6 + [True] * 4 + [False]).source
+    import metacc.backend.generate as generate
+    folded = generate.lower(_grad_ir(), [False] * 6 + [True] * 4 + [False]).source
+    monkeypatch.setattr(generate, "wrap_source", lambda text: text)
+    flat = generate.lower(_grad_ir(), [False] * 6 + [True] * 4 + [False]).source
     assert max(map(len, flat.splitlines())) > 120 >= max(map(len, folded.splitlines()))
     assert ast.dump(ast.parse(folded)) == ast.dump(ast.parse(flat))
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import metacc
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 
 SRC = """
 fn total(x: f32[n]) -> f32 {

@@ -66,7 +66,7 @@ def test_plain_function_kernels(mod, data, kind):
     ir = mod.program.functions["mse"].ir
     rng = np.random.default_rng(2)
     v = {n: rng.normal(size=a.shape) for n, a in theta.items()}
-    from metacc.ir.interp import evaluate
+    from metacc.interp import evaluate
     from metacc.pipeline import kernel_ir
     flat = leaves(theta) + [x, y]
     wrt = list(range(6))

@@ -88,7 +88,7 @@ fn accuracy(x: f64[n, 3], y: f64[n, 3]) -> f64 {
 
 
 def test_argmax_matches_the_interpreter():
-    from metacc.ir.interp import evaluate
+    from metacc.interp import evaluate
     from metacc.pipeline import kernel_ir
     mod = metacc.compile(ACCURACY, target="cuda")
     rng = np.random.default_rng(1)

@@ -97,7 +97,7 @@ def test_p6_learned_optimizer():
 
 def test_imaml_solver_loops_and_their_figures():
     """argmin by SGD with an implicit CG derivative: scan loops, and the solver figures
-    the kernel returns per task (metacc.diagnostics) come back and warn as on the CPU."""
+    the kernel returns per task (metacc.convergence) come back and warn as on the CPU."""
     text = (ROOT / "examples" / "imaml.meta").read_text().replace("20", "3")
     text = text.replace("steps=1500", "steps=10").replace("iters=100", "iters=4")
     mod = metacc.compile(text, dtype="f64", target="cuda")

@@ -13,7 +13,7 @@ support and 5 query images, K = 2 inner steps of alpha = 0.4 (the example's):
   step by step from `ce`'s gradient, itself checked against differences of `ce`;
 - `accuracy` against NumPy's argmax of the logits at the adapted weights.
 
-The finite differences evaluate the interpreter (metacc.ir.interp), never a derivative.
+The finite differences evaluate the interpreter (metacc.interp), never a derivative.
 The derivative kernels are checked on their IR through the interpreter and, compiled,
 against it (test_compiled_kernels_equal_the_interpreter): with the loop nests outlined
 (metacc/backend/outline.py) a Conv4 kernel builds in seconds, not minutes.

@@ -11,7 +11,7 @@ import pytest
 
 import metacc
 from metacc.frontend import load
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from tests.e2e.compiled import EPS, check_gradient, dot, moved, random_like
 
 PROGRAM = Path(__file__).with_name("programs") / "conv_tiny.meta"

@@ -3,7 +3,7 @@
 For each examples/*.meta, compiled in float64 (the session-shared modules of
 tests/e2e/compiled.py, cached under METACC_CACHE_DIR), on small deterministic
 random inputs: the meta function's forward and value_and_grad kernels, called
-through the public API, against `metacc.ir.interp.evaluate` of the kernel's IR
+through the public API, against `metacc.interp.evaluate` of the kernel's IR
 at stage "ir" (straight from AD, before the simplification passes), so the
 passes and the backend are checked together. A meta function's compiled result
 (one batched call) must equal the mean over tasks of the interpreter run on
@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import metacc
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.ir.types import NUMPY_DTYPE
 from metacc.runtime.tasks import SinusoidFamily, linear_regression_tasks, sinusoid_tasks
 from tests.e2e.compiled import EXAMPLES, module

@@ -16,7 +16,7 @@ import pytest
 import metacc
 from metacc.errors import MetaccError
 from metacc.frontend import load_source
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from tests.oracles import fd_grad, fd_jvp, rel_err
 
 SRC = """

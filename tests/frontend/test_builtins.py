@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from metacc.frontend import load_source
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 
 rng = np.random.default_rng(123)
 X, Y = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))

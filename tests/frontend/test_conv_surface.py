@@ -8,7 +8,7 @@ import pytest
 
 from metacc.errors import MetaccError, MetaccErrors
 from metacc.frontend import load_source
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from tests.frontend.test_errors import _locate
 
 

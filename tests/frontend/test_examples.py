@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from metacc.frontend import load
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.ir.verify import verify
 from tests.frontend.helpers import EXAMPLES, random_inputs, subprograms
 

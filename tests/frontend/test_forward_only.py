@@ -11,7 +11,7 @@ import metacc
 from metacc.cli import main
 from metacc.errors import MetaccError
 from metacc.frontend import load_source
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 
 SRC = """params Net { w: f64[3, 2] = he_normal  b: f64[2] = zeros }
 task Cls { support: (x: f64[s, 3], y: i64[s])  query: (x: f64[q, 3], y: i64[q]) }

@@ -157,7 +157,7 @@ def test_checkpoint_with_one_snapshot_is_rejected_at_check_time():
     (4, "@checkpoint(every=9)"), (6, "@truncate(4) @checkpoint(snapshots=2)"),
 ])
 def test_every_checkpoint_policy_gives_the_plain_derivatives(k, annotation):
-    from metacc.ir.interp import evaluate
+    from metacc.interp import evaluate
     from metacc.pipeline import kernel_ir
     rng = np.random.default_rng(k)
     w, x, v = rng.normal(size=2), rng.normal(size=2), rng.normal(size=2)
@@ -412,7 +412,7 @@ def test_an_uncaught_error_shows_the_user_frames_and_the_message(tmp_path):
 
 def test_the_environment_variable_gives_the_full_traceback(tmp_path):
     err = _run_user_script(tmp_path, full=True)
-    assert os.path.join("metacc", "frontend") in err and "check.py" in err
+    assert os.path.join("metacc", "frontend") in err and "to_program.py" in err
     assert "unknown function `exx`" in err
     assert "internal frames are hidden" not in err
 

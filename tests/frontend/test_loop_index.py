@@ -14,7 +14,7 @@ import pytest
 import metacc
 from metacc.errors import MetaccError, MetaccErrors
 from metacc.frontend import load_source
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.pipeline import kernel_ir
 
 HEAD = """

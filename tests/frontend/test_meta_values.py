@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from metacc.frontend import load
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from tests.frontend.helpers import ROOT
 from tests.frontend.numpy_models import NET, init_net, log_softmax, mse, mse_grad, sinusoid_task
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from metacc.frontend import load
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from tests.frontend.helpers import ROOT
 from tests.frontend.numpy_models import NET, init_net, mlp, mse, sinusoid_task
 

@@ -10,7 +10,7 @@ from metacc.frontend import load
 from metacc.ir.core import Eqn, Func, Var
 from metacc.ir.printer import format_func
 from metacc.ir.verify import verify
-from metacc.kernels import default_wrt
+from metacc.kinds import default_wrt
 from metacc.passes.driver import Build, Fixpoint, Pass, ir_pass, run
 from metacc.pipeline import DERIVATIVES, KINDS, kernel_ir, resolve, stages
 from tests.frontend.helpers import ROOT

@@ -2,7 +2,7 @@
 
 The first result is the one differentiated; the others come back beside it (JAX's
 has_aux), as the mean over the task batch for a meta function. Expected values come
-from the reference interpreter (metacc/ir/interp.py) on the function's own IR and
+from the reference interpreter (metacc/interp.py) on the function's own IR and
 from central finite differences of the first result, never from a derivative kernel.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import metacc
 from metacc.errors import MetaccError, MetaccErrors
 from metacc.frontend import load_source
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.pipeline import kernel_ir
 from metacc.runtime.optim import SGD
 from metacc.runtime.train import train

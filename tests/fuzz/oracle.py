@@ -70,7 +70,7 @@ def evaluate(text: str, kernels: bool, beat=lambda stage: None) -> dict:
             # every kernel of every function is built, even after one crashed, so a known
             # crash class in one kernel does not hide a new one in another
             from metacc.ir.printer import format_func
-            from metacc.kernels import KINDS, default_wrt
+            from metacc.kinds import KINDS, default_wrt
             from metacc.pipeline import kernel_ir
             crashes = []
             for f in program.functions.values():

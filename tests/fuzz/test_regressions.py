@@ -12,8 +12,8 @@ import pytest
 
 from metacc.cli import _check_derivatives
 from metacc.frontend import load_source
-from metacc.ir.interp import evaluate
-from metacc.kernels import KINDS, default_wrt
+from metacc.interp import evaluate
+from metacc.kinds import KINDS, default_wrt
 from metacc.pipeline import kernel_ir
 from tests.frontend.helpers import random_inputs
 

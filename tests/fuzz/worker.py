@@ -29,7 +29,7 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     warnings.simplefilter("ignore")
     from tests.fuzz.oracle import evaluate
-    import metacc.cli, metacc.kernels, metacc.pipeline, metacc.frontend.parse  # noqa: F401,E401 - warm imports
+    import metacc.cli, metacc.kinds, metacc.pipeline, metacc.frontend.parse  # noqa: F401,E401 - warm imports
     metacc.frontend.parse.parser()
     dump = open(dump_path, "w")
     proto.write(json.dumps({"ready": True}) + "\n")

@@ -15,7 +15,7 @@ from metacc.backend.lower import KernelWriter
 from metacc.errors import InternalError
 from metacc.frontend.arith import NUMBER_FOLD, NUMBER_MATH
 from metacc.frontend.lowering import BUILTINS
-from metacc.ir import interp
+from metacc import interp
 from metacc.ir.builder import Builder
 from metacc.ir.primitives import (ELEMENTWISE, EXPANDED, GENERATOR, HOOK, INDEXED, LOWERINGS, REGISTRY, SINK,
                                   Primitive, infer, lookup, need_rule)

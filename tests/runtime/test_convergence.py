@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import metacc
-from metacc.diagnostics import hoist
+from metacc.convergence import hoist
 from metacc.frontend import load
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 from metacc.pipeline import kernel_ir
 
 SOURCE = Path(__file__).with_name("solvers.meta")

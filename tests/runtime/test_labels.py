@@ -9,7 +9,7 @@ import pytest
 
 import metacc
 from metacc.errors import MetaccError
-from metacc.ir.interp import evaluate
+from metacc.interp import evaluate
 
 SOURCE = """
 params Clf {
@@ -146,7 +146,7 @@ def test_computed_labels_name_the_task(mod, tasks):
 
 def test_loop_constant_labels_are_checked_once_outside_the_loop(mod):
     from metacc.passes.inline import inline_calls
-    from metacc.diagnostics import hoist
+    from metacc.convergence import hoist
     k = mod.adapt.kernel("grad", mod.adapt._wrt(None))
     base = inline_calls(k.ir())
     fn, descs = hoist(base)

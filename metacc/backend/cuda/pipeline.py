@@ -27,7 +27,7 @@ def kernel_source(fn, kind: str, wrt=None, batched=None) -> str:
         src += "\n# disconnected differentiated inputs (metacc.DisconnectedWarning)\n" \
             + "\n".join(wrap_line(f"WARNINGS = {literal(list(notes))}")) + "\n"
     if b.descs:
-        src += "\n# solver and label figures: the last len(DIAGNOSTICS) outputs (metacc.diagnostics)\n" \
+        src += "\n# solver and label figures: the last len(DIAGNOSTICS) outputs (metacc.convergence)\n" \
             + "\n".join(wrap_line(f"DIAGNOSTICS = {literal(list(b.descs))}")) + "\n"
     return src
 

@@ -6,7 +6,7 @@ control and effects). Importing this package declares them all in REGISTRY.
 
 Place in the layers: above metacc.errors, metacc.ir.types, metacc.ir.core and
 metacc.ir.rng; below everything that reads the tables (ir.prims, ir.builder,
-ir.interp, ad/, backend/, frontend/). Declarations import neither ad/ nor
+metacc.interp, ad/, backend/, frontend/). Declarations import neither ad/ nor
 backend/: rules receive the builder or the backend's scalar-code context.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ argmin and cg_solve hold closed sub-functions: the interpreter evaluates them
 itself (they recurse), their derivative rules are metacc/ad/loops.py's control
 rules (they save residuals), and all but scan are rewritten into other
 primitives before lowering. diagnostic is an effect: a convergence figure
-reported to the runtime (metacc/diagnostics.py hoists it into an output).
+reported to the runtime (metacc/convergence.py hoists it into an output).
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def _cg_solve(*ins, matvec, n_b: int, iters: int, tol: float, **_):
 @declare("diagnostic", "effect", 1,
          "report a convergence figure (a float scalar) to the runtime: no outputs, no derivative. "
          "params: kind ('argmin' or 'cg'), tol, where (file:line:col), what, advice; the runtime "
-         "warns when the figure is not <= tol (metacc.diagnostics)",
+         "warns when the figure is not <= tol (metacc.convergence)",
          params=("kind", "tol", "where", "what", "advice"), nondiff=True, lowering=EXPANDED)
 def _diagnostic(x, *, kind: str, tol: float, where: str, what: str, advice: str = "", **_):
     if x.rank != 0 or not x.is_float:

@@ -6,8 +6,8 @@ elementwise partials of a pointwise primitive, or JVP and VJP rules), how the
 Numba backend lowers it, its surface name(s) in the language and how the
 front end folds it on numbers at compile time. The families' modules
 (pointwise, structural, reductions, linalg, random, control) declare them;
-`metacc.ir.prims`, `metacc.ir.interp`, `metacc.ad.*` and `metacc.backend.*`
-build their tables from `REGISTRY`.
+`metacc.ir.prims` (the reference implementations' IMPLS among them),
+`metacc.ad.*` and `metacc.backend.*` build their tables from `REGISTRY`.
 
 Rules are builder-level code: a partial or a JVP/VJP rule takes the builder
 `b` as its first argument, and a scalar lowering takes the backend's scalar
@@ -40,7 +40,7 @@ class Primitive:
     n_ins: int | None                             # None: variadic
     doc: str = ""
     params: tuple[str, ...] = ()                  # static parameters (keyword arguments of the rule)
-    # reference implementation (metacc.ir.interp): NumPy arrays, **params, dims= -> one array;
+    # reference implementation (metacc.interp): NumPy arrays, **params, dims= -> one array;
     # None for control primitives, which the interpreter evaluates itself (they recurse)
     impl: Callable | None = None
     # pointwise derivative: partials(b, ins, out, **params) -> one IR value (or ONE / MINUS_ONE /

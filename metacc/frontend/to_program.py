@@ -1,4 +1,5 @@
-"""Checking a parsed module and lowering it to a `metacc.program.Program`.
+"""The AST of a source file (`ast.SourceFile`) to a `metacc.program.Program`: checking
+it and lowering it (the lowering driver; `to_ast.py` builds what it reads).
 
 Declarations first (groups, tasks, signatures), then every fn and meta on its
 own: its standalone IR function takes the flattened arguments in order
@@ -18,7 +19,7 @@ from metacc.frontend.builtins import BUILTINS
 from metacc.frontend.calls import check_result, lower_body
 from metacc.frontend.context import Ctx, Env, Poisoned
 from metacc.frontend.declarations import Declarations, Signature
-from metacc.frontend.diagnostics import Reporter
+from metacc.frontend.reporter import Reporter
 from metacc.frontend.frame import Frame
 from metacc.frontend.stmts import name_value
 from metacc.frontend.values import Number, Record, Results, Tensor, Tree, leaves
@@ -32,10 +33,10 @@ MAX_INLINED_CALLS = 20_000  # calls inlined for the whole program (about 0.1 ms 
 
 
 class Unit:
-    def __init__(self, source: Source, module: A.Module, float_dtype: str | None = None,
+    def __init__(self, source: Source, source_file: A.SourceFile, float_dtype: str | None = None,
                  constants: dict[str, int] | None = None):
         self.source = source
-        self.module = module
+        self.source_file = source_file
         self.constants = dict(constants or {})
         self.reporter = Reporter()
         self.builtin_names = set(BUILTINS)
@@ -48,20 +49,20 @@ class Unit:
         self.loop_indices: dict = {}              # the IR value of each `repeat K as k` index -> K
 
     def run(self) -> Program:
-        if not self.module.decls and not self.reporter.errors:
+        if not self.source_file.decls and not self.reporter.errors:
             raise MetaccError(f"{self.source.name} declares nothing", Span(self.source, 1, 1),
                               hint="a program declares params groups, tasks and fn or meta functions, e.g. "
                                    "`fn f(x: f32) -> f32 { return x * x }`; check that this is the right file")
-        self.decls.run(self.module)
+        self.decls.run(self.source_file)
         self._check_constants()
         for name in self.decls.signatures:
             self.ensure_lowered(name, None)
-        if not self.reporter.errors and not any(isinstance(d, A.FnDecl) for d in self.module.decls):
+        if not self.reporter.errors and not any(isinstance(d, A.FnDecl) for d in self.source_file.decls):
             raise MetaccError(f"{self.source.name} declares no fn or meta function: there is nothing to run",
                               Span(self.source, 1, 1),
                               hint="add a `meta` (a meta-loss) or a `fn` that uses these declarations")
         self.reporter.raise_if_any()
-        order = [d.name for d in self.module.decls if isinstance(d, A.FnDecl)]
+        order = [d.name for d in self.source_file.decls if isinstance(d, A.FnDecl)]
         return Program(self.source, dict(self.decls.groups), dict(self.decls.tasks),
                        {n: self.functions[n] for n in order if n in self.functions})
 

@@ -2,26 +2,27 @@
 
 It is the oracle for every backend and pass, so it favours the obvious
 implementation over speed. `grad` and `argmin` equations are evaluated by
-expanding them with metacc.ad first (cached per equation).
+expanding them with metacc.ad first, `cg_solve` by its lowering to a loop
+(metacc.passes.lower_cg), cached per equation: like the backends, it is a
+client of the IR, AD and the passes, so it sits above them (not in metacc/ir/).
 """
 from __future__ import annotations
 
 import contextvars
-from typing import Callable
 
 import numpy as np
 
-from metacc.diagnostics import finish_collecting, record, start_collecting
+from metacc.ad.expand import expand_eqn
+from metacc.convergence import finish_collecting, record, start_collecting
 from metacc.errors import InternalError
 from metacc.ir.core import Eqn, Func, Lit, Var
 from metacc.ir.primitives import need_rule
-from metacc.ir.prims import PRIMS
+from metacc.ir.prims import IMPLS
+from metacc.ir.scan import ScanLayout
 from metacc.ir.types import NUMPY_DTYPE, resolve_shape
 from metacc.labels import check_values
+from metacc.passes.lower_cg import lower_cg
 
-# the reference implementation of every primitive that has one (control primitives recurse,
-# so _eval_eqn evaluates them); a view of the declarations (metacc/ir/primitives/)
-IMPLS: dict[str, Callable] = {name: p.impl for name, p in PRIMS.items() if p.impl is not None}
 # the primitives _eval_eqn evaluates itself: they hold sub-functions, or report to the runtime
 EVALUATED_HERE = ("scan", "call", "grad", "argmin", "cg_solve", "diagnostic")
 
@@ -49,8 +50,6 @@ def _expand(e: Eqn) -> Func:
     """grad/argmin equations evaluate through their AD expansion (kept alive with the eqn)."""
     hit = _expanded.get(id(e))
     if hit is None or hit[0] is not e:
-        from metacc.ad.expand import expand_eqn
-        from metacc.passes.lower_cg import lower_cg
         hit = (e, lower_cg(expand_eqn(e)))
         _expanded[id(e)] = hit
     return hit[1]
@@ -148,8 +147,9 @@ def _eval_eqn(e: Eqn, ins, dims):
 def _scan(e: Eqn, ins, dims):
     prm = e.params
     body, length = prm["body"], prm["length"]
-    nc, nk = prm["n_consts"], prm["n_carry"]
-    consts, carry, xs = ins[:nc], list(ins[nc:nc + nk]), ins[nc + nk:]
+    layout = ScanLayout.of(e)
+    consts, carry, xs = layout.split_ins(ins)
+    carry = list(carry)
     ys_steps: list[list] = []
     order = range(length - 1, -1, -1) if prm.get("reverse") else range(length)
     watch = _watch.get()
@@ -159,12 +159,12 @@ def _scan(e: Eqn, ins, dims):
         outs = evaluate(body, list(consts) + carry + [x[k] for x in xs], dims)
         if watch is not None:
             watch.loops.pop()
-        carry = outs[:nk]
-        ys_steps.append(outs[nk:])
-    n_ys = len(body.outs) - nk
+        carry, ys_row = layout.split_outs(outs)
+        carry = list(carry)
+        ys_steps.append(ys_row)
     ys = []
-    for j in range(n_ys):
-        t = body.outs[nk + j].type
+    for j, y in enumerate(layout.split_outs(body.outs)[1]):
+        t = y.type
         if length == 0:
             ys.append(np.zeros((0,) + resolve_shape(t.shape, dims), NUMPY_DTYPE[t.dtype]))
             continue

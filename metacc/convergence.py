@@ -14,7 +14,7 @@ The figure is computed inside the program, as a `diagnostic` equation (a float
 scalar in, no outputs, no derivative) placed where the solver is written, so
 every backend computes it:
 
-- the reference interpreter (metacc.ir.interp) records each diagnostic it
+- the reference interpreter (metacc.interp) records each diagnostic it
   evaluates and, when the outermost `evaluate` returns, warns about the worst;
 - before code generation `hoist` turns them into extra outputs of the kernel
   (inside a loop: an extra carry holding the worst figure over the
