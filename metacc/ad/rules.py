@@ -126,17 +126,17 @@ for _name, _prim in PRIMS.items():
         VJP_RULES[_name] = VjpRule(primal_forward, _no_cotangents)
 
 
-def jvp_rule(prim: str) -> Callable:
-    rule = JVP_RULES.get(prim)
+def _lookup(table: dict, prim: str, mode: str):
+    rule = table.get(prim)
     if rule is None:
-        raise InternalError(f"no JVP rule for primitive {prim!r}; declare its partials or jvp "
-                            "(metacc/ir/primitives/), or register a rule in metacc.ad.rules.JVP_RULES")
+        raise InternalError(f"no {mode} rule for primitive {prim!r}; declare its partials or {mode.lower()} "
+                            f"(metacc/ir/primitives/), or register a rule in metacc.ad.rules.{mode}_RULES")
     return rule
+
+
+def jvp_rule(prim: str) -> Callable:
+    return _lookup(JVP_RULES, prim, "JVP")
 
 
 def vjp_rule(prim: str) -> VjpRule:
-    rule = VJP_RULES.get(prim)
-    if rule is None:
-        raise InternalError(f"no VJP rule for primitive {prim!r}; declare its partials or vjp "
-                            "(metacc/ir/primitives/), or register a rule in metacc.ad.rules.VJP_RULES")
-    return rule
+    return _lookup(VJP_RULES, prim, "VJP")
