@@ -18,6 +18,7 @@ from metacc.convergence import ConvergenceWarning
 from metacc.errors import MetaccError
 from metacc.explain import magic_stops
 from metacc.frontend import load
+from metacc.ir.walk import all_eqns
 
 
 @dataclass
@@ -104,19 +105,11 @@ def surrogate_constructs(fn_ir) -> list:
 
 
 def argmin_eqns(fn_ir) -> list:
-    found = [e for e in fn_ir.eqns if e.prim == "argmin"]
-    for e in fn_ir.eqns:
-        for sub in e.subfuncs():
-            found += argmin_eqns(sub)
-    return found
+    return [e for e in all_eqns(fn_ir) if e.prim == "argmin"]
 
 
 def implicit_solves(fn_ir) -> list:
-    found = [e for e in fn_ir.eqns if e.prim == "argmin" and e.params.get("implicit")]
-    for e in fn_ir.eqns:
-        for sub in e.subfuncs():
-            found += implicit_solves(sub)
-    return found
+    return [e for e in argmin_eqns(fn_ir) if e.params.get("implicit")]
 
 
 def gradcheck(path: str, fn_name: str, wrt=None, seed: int = 0, dims=None, eps: float = 1e-6,
