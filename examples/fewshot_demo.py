@@ -60,7 +60,7 @@ def parse(argv):
     ap.add_argument("--data", type=Path, default=None,
                     help="a local copy of Omniglot (images_background/, images_evaluation/); "
                          "default: the hershey-omniglot-standin")
-    ap.add_argument("--iterations", type=int, default=600, help="outer steps per meta-learner")
+    ap.add_argument("--iterations", type=int, default=1500, help="outer steps per meta-learner")
     ap.add_argument("--pretrain-iterations", type=int, default=None,
                     help="mini-batch steps of the baseline (default: 8 x --iterations, about the images "
                          "forward and backward of a MAML run: its steps are ~8 times cheaper)")
@@ -205,7 +205,7 @@ def run(args):
     print(f"data: {data.name}{' (a stand-in for Omniglot, not Omniglot)' if standin else ''}: "
           f"{len(split.train)} meta-training, {len(split.val)} meta-validation, {len(split.test)} meta-test "
           f"classes; Conv4 with {args.filters} filters per block" +
-          (" (Finn et al. use 64; fewer to fit a few minutes on 2 cores)" if args.filters < 64 else ""))
+          (" (Finn et al. use 64; fewer to train on 2 CPU cores in minutes, not hours)" if args.filters < 64 else ""))
     mod, learners, zero_head = build(args, data, split)
     alpha = np.float32(args.alpha)
     loaded = time.perf_counter()
