@@ -109,3 +109,48 @@ def test_imaml_solver_loops_and_their_figures():
         want = interp_mean(mod.program.functions["imaml"].ir, "meta_grad", list(range(6)), leaves(theta),
                            leaves(t), [np.float64(1.0)], TASKS)
     assert_close([loss] + leaves(g, theta), want[:7])
+
+
+def _derivatives(f, ir, kind, args, wrt, tree, wrt_idx, before, per_task, after, rng):
+    """One of vjp / jvp / hvp of the meta function f w.r.t. the argument `wrt` (the tree `tree`),
+    on the device and by the interpreter task by task: (got, want)."""
+    v = _like(rng, tree)
+    if kind == "vjp":
+        out, ct = f.vjp(*args, cotangent=np.float64(0.7), wrt=wrt)
+        got, extra = [out] + leaves(ct, tree), [np.float64(0.7)]
+    elif kind == "jvp":
+        out, tan = f.jvp(*args, tangents=v, wrt=wrt)
+        got, extra = [out, tan], leaves(v, tree)
+    else:
+        g, hv = f.grad_and_hvp(*args, v=v, wrt=wrt)
+        got, extra = leaves(g, tree) + leaves(hv, tree), leaves(v, tree)
+    want = interp_mean(ir, kind, wrt_idx, before, per_task, after + extra, TASKS)
+    return got, want[-len(got):]
+
+
+@pytest.mark.parametrize("kind", ["vjp", "jvp", "hvp"])
+def test_p2_meta_sgd_derivative_kernels(kind):
+    text = (ROOT / "examples" / "meta_sgd.meta").read_text().replace("40", "4")
+    mod = metacc.compile(text, dtype="f64", target="cuda")
+    rng = np.random.default_rng(13)
+    theta, alpha = mod.Net.init(seed=0), mod.Rates.init()
+    t = sinusoid_batch(rng, TASKS, 3, 2)
+    ir = mod.program.functions["meta_sgd"].ir
+    got, want = _derivatives(mod.meta_sgd, ir, kind, (theta, alpha, t), "theta", theta, list(range(6)),
+                             leaves(theta) + leaves(alpha), leaves(t), [], rng)
+    assert_close(got, want)
+
+
+@pytest.mark.parametrize("kind", ["vjp", "jvp", "hvp"])
+def test_p6_learned_optimizer_derivative_kernels(kind):
+    text = (ROOT / "examples" / "learned_optimizer.meta").read_text()
+    text = text.replace("[10, 1]", "[3, 1]").replace("[n, 10]", "[n, 3]").replace("T: int = 10", "T: int = 2")
+    text = text.replace("[2, 8]", "[2, 4]").replace("[8]", "[4]").replace("[8, 1]", "[4, 1]")
+    mod = metacc.compile(text, dtype="f64", target="cuda")
+    rng = np.random.default_rng(14)
+    phi, w0 = mod.Opt.init(seed=1), {"w": rng.normal(size=(3, 1))}
+    t = {"x": rng.normal(size=(TASKS, 4, 3)), "y": rng.normal(size=(TASKS, 4, 1))}
+    ir = mod.program.functions["learned_optimizer"].ir
+    got, want = _derivatives(mod.learned_optimizer, ir, kind, (phi, t, w0), "phi", phi, list(range(4)),
+                             leaves(phi), leaves(t), leaves(w0), rng)
+    assert_close(got, want)

@@ -18,6 +18,11 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+# the convolution family's device helpers, importable from here as every other helper is
+from metacc.backend.cuda.conv_device import (avg_pool_nhwc, avg_pool_t_nhwc, conv2d_filter_grad_nhwc,  # noqa: F401
+                                             conv2d_input_grad_nhwc, conv2d_nhwc, window_argmax_nhwc,
+                                             window_gather_nhwc, window_scatter_nhwc)
+
 # what generated code may import from here is listed in metacc.backend.cuda.source
 # (DEVICE_NAMES): anything else a kernel needs is refused before any source is written
 

@@ -28,7 +28,10 @@ TARGET = "cuda"
 # what generated code may import from metacc.backend.cuda.device (kept here, so that writing
 # the source needs no numba.cuda; tests/cuda checks that the device module has each)
 DEVICE_NAMES = ("ld", "st", "copy_n", "fill_n", "mm_nn", "mm_tn", "mm_nt", "mm_tt",
-                "sigmoid_f32", "sigmoid_f64", "softplus_f32", "softplus_f64")
+                "sigmoid_f32", "sigmoid_f64", "softplus_f32", "softplus_f64",
+                # the convolution family (metacc.backend.cuda.conv_device, re-exported by device)
+                "conv2d_nhwc", "conv2d_input_grad_nhwc", "conv2d_filter_grad_nhwc", "window_argmax_nhwc",
+                "window_gather_nhwc", "window_scatter_nhwc", "avg_pool_nhwc", "avg_pool_t_nhwc")
 
 # primitives whose CPU lowering calls helpers the device module does not have yet
 UNSUPPORTED = {"solve": "linear solves (lu_solve)", "rng_uniform": "random numbers", "rng_normal": "random numbers",
