@@ -1,5 +1,6 @@
 """The CUDA target on a GPU (issue 13): correctness of every kernel kind against the
-CPU back end, then P1 (K = 5, f32, full second order) step times against the CPU.
+CPU back end, then P1 (K = 5, f32, full second order) step times against the CPU, and
+the Conv4 MAML step (P8) against the CPU and JAX.
 
     python benchmarks/cuda_p1.py [--tasks 25,1000,10000] [--reps 5] [--out FILE]
     python benchmarks/cuda_p1.py --simulate      # the same script on the CUDA simulator, tiny sizes
@@ -7,18 +8,22 @@ CPU back end, then P1 (K = 5, f32, full second order) step times against the CPU
 Prepared for a machine with a GPU and numba-cuda; --simulate checks the script itself
 where there is none (P1 at hidden width 4, K = 2, 2-3 tasks: timings meaningless).
 Correctness: P1, P2 (Meta-SGD) and P6 (learned optimizer) in float64, forward and
-meta-gradient, P1's meta vjp / jvp / hvp and its plain mse's grad and hvp, each
-against the CPU module, relative error printed and checked against 1e-10. Timing: the
-median of --reps calls of `value_and_grad` after one warm-up call, parameters and
-tasks already on the device for the CUDA module; the CPU module gets NumPy arrays.
-JAX and torch.func on the same GPU are not measured by this script yet. Writes JSON to
-out/cuda_p1.json (untracked) or --out FILE.
+meta-gradient, P1's meta vjp / jvp / hvp and its plain mse's grad and hvp, a small conv
+MAML's (tests/e2e/programs/conv_tiny.meta) forward and meta-gradient, each against the
+CPU module, relative error printed and checked against 1e-10. Timing: the median of
+--reps calls of `value_and_grad` after one warm-up call, parameters and tasks already on
+the device for the CUDA module; the CPU module gets NumPy arrays. The Conv4 step
+(examples/conv4_maml.meta, K = 1, full second order, f32, --conv-tasks tasks) is timed
+the same way, and with JAX `jit`+`vmap` (benchmarks/p8_conv4.py's baseline, on JAX's
+default device: the GPU where JAX has CUDA) when JAX is installed. torch.func on the GPU
+is not measured by this script yet. Writes JSON to out/cuda_p1.json (untracked) or --out FILE.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -33,6 +38,7 @@ def _args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", default="25,1000,10000", help="task counts to time (comma-separated)")
     p.add_argument("--reps", type=int, default=5, help="timed calls per configuration (median reported)")
+    p.add_argument("--conv-tasks", type=int, default=32, help="tasks of the Conv4 step (P8: 32)")
     p.add_argument("--simulate", action="store_true", help="NUMBA_ENABLE_CUDASIM=1 and tiny sizes")
     p.add_argument("--out", default=str(ROOT / "out" / "cuda_p1.json"))
     return p.parse_args()
@@ -100,6 +106,14 @@ def correctness(metacc, tiny: bool) -> dict:
     t = {"x": rng.normal(size=(n, 4 if tiny else 20, d)), "y": rng.normal(size=(n, 4 if tiny else 20, 1))}
     out["learned_optimizer meta_grad"] = _rel(gpu.learned_optimizer.value_and_grad(phi, t, w0, wrt="phi"),
                                               cpu.learned_optimizer.value_and_grad(phi, t, w0, wrt="phi"))
+    text = (ROOT / "tests" / "e2e" / "programs" / "conv_tiny.meta").read_text()
+    cpu, gpu = metacc.compile(text, dtype="f64"), metacc.compile(text, dtype="f64", target="cuda")
+    theta = cpu.Conv.init(seed=3)
+    k = 2 if tiny else 5
+    t = {part: {"x": rng.normal(size=(n, k, 8, 8, 1)), "y": rng.integers(0, 3, size=(n, k))}
+         for part in ("support", "query")}
+    out["conv maml forward"] = _rel(gpu.maml(theta, t), cpu.maml(theta, t))
+    out["conv maml meta_grad"] = _rel(gpu.maml.value_and_grad(theta, t), cpu.maml.value_and_grad(theta, t))
     return out
 
 
@@ -130,6 +144,39 @@ def timing(metacc, cuda, counts: list[int], reps: int, tiny: bool) -> list[dict]
     return rows
 
 
+def conv4_timing(metacc, cuda, n: int, reps: int, tiny: bool) -> dict:
+    """The Conv4 MAML step (P8's K = 1, full second order, f32) on the GPU, the CPU and JAX."""
+    from benchmarks import p8_conv4
+    text = p8_conv4.PROGRAM.read_text()
+    if tiny:                       # the tests' reduction: 3 filters, 16x16 images (16 -> 8 -> 4 -> 2 -> 1)
+        text = re.sub(r"\b64\b", "3", re.sub(r"\b28, 28\b", "16, 16", text))
+    cpu, gpu = metacc.compile(text), metacc.compile(text, target="cuda")
+    theta, norm = cpu.Conv.init(seed=0), cpu.Norm.init()
+    hw, q = (16, 1) if tiny else (p8_conv4.HW, p8_conv4.QUERY)
+    rng = np.random.default_rng(0)
+    t = {"support": {"x": rng.normal(size=(n, 5, hw, hw, 1)).astype(np.float32),
+                     "y": np.tile(np.arange(5), (n, 1)).astype(np.int64)},
+         "query": {"x": rng.normal(size=(n, 5 * q, hw, hw, 1)).astype(np.float32),
+                   "y": np.tile(np.repeat(np.arange(5), q), (n, 1)).astype(np.int64)}}
+    dev = lambda tree: {k: dev(v) if isinstance(v, dict) else cuda.to_device(v) for k, v in tree.items()}  # noqa: E731
+    d_theta, d_norm, d_t = dev(theta), dev(norm), dev(t)
+    row = {"tasks": n,
+           "cuda_s": _median_time(lambda: gpu.maml.value_and_grad(d_theta, d_norm, d_t, wrt=("theta", "norm")), reps),
+           "cpu_s": _median_time(lambda: cpu.maml.value_and_grad(theta, norm, t, wrt=("theta", "norm")), reps)}
+    row["cuda_vs_cpu"] = row["cpu_s"] / row["cuda_s"]
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        jax = None
+    if jax is not None and not tiny:
+        res = p8_conv4.child_jax(1, "full", n, reps)
+        row["jax_s"] = res.get("median_s")
+        row["jax_device"] = str(jax.devices()[0])
+    print(f"  Conv4 {n} tasks: cuda {row['cuda_s'] * 1e3:9.1f} ms   cpu {row['cpu_s'] * 1e3:9.1f} ms"
+          + (f"   jax ({row['jax_device']}) {row['jax_s'] * 1e3:9.1f} ms" if row.get("jax_s") else ""), flush=True)
+    return row
+
+
 def main() -> int:
     a = _args()
     if a.simulate:
@@ -145,9 +192,11 @@ def main() -> int:
     print(f"P1 K={'2' if a.simulate else '5'} f32 full second order, value_and_grad, median of {a.reps} "
           "after one warm-up:")
     rows = timing(metacc, cuda, counts, a.reps, a.simulate)
+    print("Conv4 MAML (P8) K=1 f32 full second order, value_and_grad:")
+    conv = conv4_timing(metacc, cuda, 2 if a.simulate else a.conv_tasks, a.reps, a.simulate)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({"simulated": a.simulate, "correctness": errs, "timing": rows,
-                                       "reps": a.reps}, indent=2))
+                                       "conv4": conv, "reps": a.reps}, indent=2))
     print(f"wrote {a.out}")
     return 0 if all(e <= 1e-10 for e in errs.values()) else 1
 
