@@ -22,6 +22,7 @@ from numba import cuda
 from metacc.backend.cuda.conv_device import (avg_pool_nhwc, avg_pool_t_nhwc, conv2d_filter_grad_nhwc,  # noqa: F401
                                              conv2d_input_grad_nhwc, conv2d_nhwc, window_argmax_nhwc,
                                              window_gather_nhwc, window_scatter_nhwc)
+from metacc.backend.cuda.rng_device import fold, normal_f32, normal_f64, uniform_f32, uniform_f64  # noqa: F401
 
 # what generated code may import from here is listed in metacc.backend.cuda.source
 # (DEVICE_NAMES): anything else a kernel needs is refused before any source is written

@@ -31,11 +31,12 @@ DEVICE_NAMES = ("ld", "st", "copy_n", "fill_n", "mm_nn", "mm_tn", "mm_nt", "mm_t
                 "sigmoid_f32", "sigmoid_f64", "softplus_f32", "softplus_f64",
                 # the convolution family (metacc.backend.cuda.conv_device, re-exported by device)
                 "conv2d_nhwc", "conv2d_input_grad_nhwc", "conv2d_filter_grad_nhwc", "window_argmax_nhwc",
-                "window_gather_nhwc", "window_scatter_nhwc", "avg_pool_nhwc", "avg_pool_t_nhwc")
+                "window_gather_nhwc", "window_scatter_nhwc", "avg_pool_nhwc", "avg_pool_t_nhwc",
+                # counter-based random numbers (metacc.backend.cuda.rng_device)
+                "fold", "uniform_f32", "uniform_f64", "normal_f32", "normal_f64")
 
 # primitives whose CPU lowering calls helpers the device module does not have yet
-UNSUPPORTED = {"solve": "linear solves (lu_solve)", "rng_uniform": "random numbers", "rng_normal": "random numbers",
-               "key_fold": "random keys"}
+UNSUPPORTED = {"solve": "linear solves (lu_solve)"}
 
 HEADER = '''"""metacc CUDA kernels for {what} (numba-cuda).
 
