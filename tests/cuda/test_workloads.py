@@ -81,14 +81,20 @@ def test_p2_meta_sgd():
     assert_close([loss] + leaves(g_theta, theta) + leaves(g_alpha, alpha), want)
 
 
-def test_p6_learned_optimizer():
+def _p6(seed: int):
+    """P6 (examples/learned_optimizer.meta) at a tiny size: the module, phi, w0, tasks."""
     text = (ROOT / "examples" / "learned_optimizer.meta").read_text()
     text = text.replace("[10, 1]", "[3, 1]").replace("[n, 10]", "[n, 3]").replace("T: int = 10", "T: int = 2")
     text = text.replace("[2, 8]", "[2, 4]").replace("[8]", "[4]").replace("[8, 1]", "[4, 1]")
     mod = metacc.compile(text, dtype="f64", target="cuda")
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(seed)
     phi, w0 = mod.Opt.init(seed=1), {"w": rng.normal(size=(3, 1))}
     t = {"x": rng.normal(size=(TASKS, 4, 3)), "y": rng.normal(size=(TASKS, 4, 1))}
+    return mod, phi, w0, t, rng
+
+
+def test_p6_learned_optimizer():
+    mod, phi, w0, t, _ = _p6(4)
     ir = mod.program.functions["learned_optimizer"].ir
     loss, g = mod.learned_optimizer.value_and_grad(phi, t, w0, wrt="phi")
     want = interp_mean(ir, "meta_grad", list(range(4)), leaves(phi), leaves(t), leaves(w0), TASKS)
@@ -143,13 +149,7 @@ def test_p2_meta_sgd_derivative_kernels(kind):
 
 @pytest.mark.parametrize("kind", ["vjp", "jvp", "hvp"])
 def test_p6_learned_optimizer_derivative_kernels(kind):
-    text = (ROOT / "examples" / "learned_optimizer.meta").read_text()
-    text = text.replace("[10, 1]", "[3, 1]").replace("[n, 10]", "[n, 3]").replace("T: int = 10", "T: int = 2")
-    text = text.replace("[2, 8]", "[2, 4]").replace("[8]", "[4]").replace("[8, 1]", "[4, 1]")
-    mod = metacc.compile(text, dtype="f64", target="cuda")
-    rng = np.random.default_rng(14)
-    phi, w0 = mod.Opt.init(seed=1), {"w": rng.normal(size=(3, 1))}
-    t = {"x": rng.normal(size=(TASKS, 4, 3)), "y": rng.normal(size=(TASKS, 4, 1))}
+    mod, phi, w0, t, rng = _p6(14)
     ir = mod.program.functions["learned_optimizer"].ir
     got, want = _derivatives(mod.learned_optimizer, ir, kind, (phi, t, w0), "phi", phi, list(range(4)),
                              leaves(phi), leaves(t), leaves(w0), rng)

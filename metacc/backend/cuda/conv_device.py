@@ -4,24 +4,40 @@ The same names and arguments as the CPU helpers, so that the task body the CPU b
 lowers calls them unchanged: buffers are (array, offset) pairs, images NHWC, filters
 [kh, kw, c_in, c_out]. The CPU helpers go through im2col and a tiled gemm; here a task is
 one thread (metacc.backend.cuda.source), so each is a direct loop nest over the output and
-the im2col / transposed-filter / partial-sum scratch they are handed is not used. Sums
-accumulate in the output buffer itself, in its dtype (float32 stays float32), in the
-order (filter row, filter column, input channel) of the CPU's im2col columns.
+the im2col / transposed-filter / partial-sum scratch they are handed is not used; the
+convolution and both of its adjoints are one pass over the filter taps (`_taps`) that
+writes a different one of its three buffers. Sums accumulate in the written buffer
+itself, in its dtype (float32 stays float32).
 """
 from __future__ import annotations
 
 from numba import cuda
 
 
+# which of the three buffers a pass over the filter taps writes (the other two are read)
+FORWARD, INPUT_GRAD, FILTER_GRAD = 0, 1, 2
+
+
 @cuda.jit(device=True)
-def conv2d_nhwc(x, xo, w, wo, y, yo, col, cl, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow, chunk):
-    """y[b, oy, ox, d] = sum over (i, j, c) of x_padded[b, oy*sh - pt + i, ox*sw - pl + j, c] * w[i, j, c, d]."""
+def _taps(mode, img, io, flt, fo, grid, go, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow):
+    """Every (output position, filter tap, c_in, c_out) pairing of a convolution, skipping the
+    padding, with the image [n, h, wd, ci], the filter [kh, kw, ci, co] and the output grid
+    [n, oh, ow, co]: mode FORWARD writes grid += img * flt (conv2d), INPUT_GRAD img += grid * flt
+    (its adjoint in the image), FILTER_GRAD flt += img * grid (its adjoint in the filter).
+    The written buffer is zeroed first."""
+    if mode == FORWARD:
+        for k in range(n * oh * ow * co):
+            grid[go + k] = 0
+    elif mode == INPUT_GRAD:
+        for k in range(n * h * wd * ci):
+            img[io + k] = 0
+    else:
+        for k in range(kh * kw * ci * co):
+            flt[fo + k] = 0
     for b in range(n):
         for oy in range(oh):
             for ox in range(ow):
-                out = yo + ((b * oh + oy) * ow + ox) * co
-                for d in range(co):
-                    y[out + d] = 0
+                at = go + ((b * oh + oy) * ow + ox) * co
                 for i in range(kh):
                     iy = oy * sh - pt + i
                     if iy < 0 or iy >= h:
@@ -30,64 +46,36 @@ def conv2d_nhwc(x, xo, w, wo, y, yo, col, cl, n, h, wd, ci, kh, kw, co, sh, sw, 
                         ix = ox * sw - pl + j
                         if ix < 0 or ix >= wd:
                             continue
-                        src = xo + ((b * h + iy) * wd + ix) * ci
-                        filt = wo + (i * kw + j) * ci * co
+                        src = io + ((b * h + iy) * wd + ix) * ci
+                        tap = fo + (i * kw + j) * ci * co
                         for c in range(ci):
-                            v = x[src + c]
                             for d in range(co):
-                                y[out + d] += v * w[filt + c * co + d]
+                                if mode == FORWARD:
+                                    grid[at + d] += img[src + c] * flt[tap + c * co + d]
+                                elif mode == INPUT_GRAD:
+                                    img[src + c] += grid[at + d] * flt[tap + c * co + d]
+                                else:
+                                    flt[tap + c * co + d] += img[src + c] * grid[at + d]
+
+
+@cuda.jit(device=True)
+def conv2d_nhwc(x, xo, w, wo, y, yo, col, cl, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow, chunk):
+    """y[b, oy, ox, d] = sum over (i, j, c) of x_padded[b, oy*sh - pt + i, ox*sw - pl + j, c] * w[i, j, c, d]."""
+    _taps(FORWARD, x, xo, w, wo, y, yo, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow)
 
 
 @cuda.jit(device=True)
 def conv2d_input_grad_nhwc(g, go, w, wo, xb, xo, col, cl, wt, wl, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl,
                            oh, ow, chunk):
-    """xb = the adjoint of conv2d in its input: each g[b, oy, ox, :] through w[i, j]^T, added at
-    the image position it was read from."""
-    for k in range(n * h * wd * ci):
-        xb[xo + k] = 0
-    for b in range(n):
-        for oy in range(oh):
-            for ox in range(ow):
-                src = go + ((b * oh + oy) * ow + ox) * co
-                for i in range(kh):
-                    iy = oy * sh - pt + i
-                    if iy < 0 or iy >= h:
-                        continue
-                    for j in range(kw):
-                        ix = ox * sw - pl + j
-                        if ix < 0 or ix >= wd:
-                            continue
-                        dst = xo + ((b * h + iy) * wd + ix) * ci
-                        filt = wo + (i * kw + j) * ci * co
-                        for c in range(ci):
-                            for d in range(co):
-                                xb[dst + c] += g[src + d] * w[filt + c * co + d]
+    """xb: the adjoint of conv2d in its input."""
+    _taps(INPUT_GRAD, xb, xo, w, wo, g, go, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow)
 
 
 @cuda.jit(device=True)
 def conv2d_filter_grad_nhwc(x, xo, g, go, wb, wbo, col, cl, part, pl_, n, h, wd, ci, kh, kw, co, sh, sw,
                             pt, pl, oh, ow, chunk):
-    """wb[i, j, c, d] = sum over (b, oy, ox) of x_padded[b, oy*sh - pt + i, ox*sw - pl + j, c] * g[b, oy, ox, d]."""
-    for k in range(kh * kw * ci * co):
-        wb[wbo + k] = 0
-    for b in range(n):
-        for oy in range(oh):
-            for ox in range(ow):
-                src = go + ((b * oh + oy) * ow + ox) * co
-                for i in range(kh):
-                    iy = oy * sh - pt + i
-                    if iy < 0 or iy >= h:
-                        continue
-                    for j in range(kw):
-                        ix = ox * sw - pl + j
-                        if ix < 0 or ix >= wd:
-                            continue
-                        img = xo + ((b * h + iy) * wd + ix) * ci
-                        filt = wbo + (i * kw + j) * ci * co
-                        for c in range(ci):
-                            v = x[img + c]
-                            for d in range(co):
-                                wb[filt + c * co + d] += v * g[src + d]
+    """wb: the adjoint of conv2d in its filter."""
+    _taps(FILTER_GRAD, x, xo, wb, wbo, g, go, n, h, wd, ci, kh, kw, co, sh, sw, pt, pl, oh, ow)
 
 
 @cuda.jit(device=True)
