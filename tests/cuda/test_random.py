@@ -60,3 +60,17 @@ def test_per_task_noise_in_a_meta_gradient():
     # the noise matters: without it (the same tasks, the same keys, scaled by zero) the loss differs
     quiet = metacc.compile(NOISY.replace("0.01 * normal", "0.0 * normal"), dtype="f64", target="cuda")
     assert abs(quiet.noisy(theta, t, seed) - loss) > 1e-8
+
+
+def test_gumbel_softmax_and_categorical_built_on_the_draws():
+    text = """
+fn soft(z: f64[4, 3], k: key) -> f64[4, 3] { return gumbel_softmax(k, z, 0.7) }
+fn drawn(z: f64[4, 3], k: key) -> i64[4] { return categorical(z, k) }
+"""
+    mod = metacc.compile(text, dtype="f64", target="cuda")
+    z, key = np.random.default_rng(5).normal(size=(4, 3)), np.uint64(77)
+    for name in ("soft", "drawn"):
+        got = np.asarray(getattr(mod, name)(z, key))
+        want = np.asarray(evaluate(mod.program.functions[name].ir, [z, key])[0])
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-12)
