@@ -32,17 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from p1_maml import ALPHA, jax_step, sinusoid_tasks  # noqa: E402
+from p8_conv4 import gemm_rate  # noqa: E402
 
 PROGRAM = ROOT / "examples" / "sinusoid_maml.meta"
-
-
-def gemm_rate(dtype, n: int = 2048, reps: int = 5) -> float:
-    """GFLOP/s of the best of `reps` n x n matmuls (the BLAS NumPy links, all its threads)."""
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(n, n)).astype(dtype), rng.normal(size=(n, n)).astype(dtype)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(reps))
-    return 2 * n ** 3 / best / 1e9
 
 
 def _timed(fn) -> float:
@@ -115,7 +107,7 @@ def main(argv=None) -> int:
     import metacc
     rows = []
     for dtype in args.dtypes.split(","):
-        rate = gemm_rate(np.float32 if dtype == "f32" else np.float64)
+        rate = gemm_rate(dtype=np.float32 if dtype == "f32" else np.float64)
         for K in (int(k) for k in args.ks.split(",")):
             # K as the program's default, so that the kernel whose IR is counted is the one timed
             mod = metacc.compile(PROGRAM.read_text().replace("K: int = 5", f"K: int = {K}"), dtype=dtype)

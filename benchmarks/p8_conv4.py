@@ -88,10 +88,10 @@ def step_gflop(K: int, order: str, n_tasks: int = N_TASKS) -> float:
     return 2 * macs * n_tasks / 1e9
 
 
-def gemm_rate(n: int = 2048, reps: int = 5) -> float:
-    """GFLOP/s of a NumPy float32 matmul (the BLAS NumPy links, all its threads)."""
+def gemm_rate(n: int = 2048, reps: int = 5, dtype=np.float32) -> float:
+    """GFLOP/s of the best of `reps` n x n NumPy matmuls (the BLAS NumPy links, all its threads)."""
     rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(n, n)).astype(np.float32), rng.normal(size=(n, n)).astype(np.float32)
+    a, b = rng.normal(size=(n, n)).astype(dtype), rng.normal(size=(n, n)).astype(dtype)
     a @ b
     times = []
     for _ in range(reps):

@@ -26,5 +26,5 @@ def hvp_func(fn: Func, wrt=None, name: str | None = None, with_value: bool = Fal
     outs = inline(b, gj, args)
     results = list(outs[1:1 + n]) + list(outs[2 + n:2 + 2 * n]) + ([outs[0]] if with_value else [])
     # the products are named after what they differentiate; every result passes through (one var may be two)
-    names = [None] * n + ["hv_" + fn.ins[i].name.replace(".", "_") for i in wrt] + [None] * with_value
+    names = [None] * n + ["hv_" + fn.ins[i].name.replace(".", "_") for i in wrt] + [None] * int(with_value)
     return dce(b.build(name or fn.name + "_hvp", b.name_results(0, results, names)))

@@ -79,11 +79,11 @@ class Frame:
         equations that define or read it are rebuilt with the new var: a var's name never
         changes once it exists. Any other atom (already named, a literal) is returned as it is."""
         atom = self.named.get(atom, atom)
-        if not isinstance(atom, Var) or atom not in self.unnamed:
-            return atom
+        if not isinstance(atom, Var) or atom not in self.unnamed or atom not in self.owned:
+            return atom       # named already, a literal, or not made in this frame (names are cosmetic)
         eqns = self.builder.eqns
         at = next((i for i in range(len(eqns) - 1, -1, -1) if atom in eqns[i].outs), None)
-        if at is None:        # not made in this frame: it keeps its primitive's name (names are cosmetic)
+        if at is None:        # an input of this frame, not an equation's result: it keeps its name
             return atom
         new = Var(name, atom.type)
         swap = lambda a: new if a is atom else a  # noqa: E731
