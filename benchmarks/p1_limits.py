@@ -10,7 +10,8 @@ second order, 25 tasks, 10 support and 10 query points):
   equation, times the trip count of the loops it sits in, times the tasks), and the GEMM
   limit: those FLOPs at the measured matmul rate;
 - metacc's step time (median and minimum of --reps calls after warm-up) on 2 threads and on 1
-  thread, and the ratios step / GEMM limit and 2 threads / 1 thread;
+  thread, the two taking turns in blocks (the machine's load drifts), and the ratios
+  step / GEMM limit and 2 threads / 1 thread;
 - per-task time at 25 and at 1,000 tasks (the target: flat);
 - JAX `jit`+`vmap` (benchmarks/p1_maml.py's baseline) in the same run, as a ratio.
 
@@ -62,6 +63,24 @@ def times(fn, reps: int) -> dict:
     return {"median_s": float(np.median(ts)), "min_s": float(min(ts))}
 
 
+def interleaved(setups: dict, fn, reps: int, rounds: int = 10) -> dict:
+    """times() of fn under each setup (a callable run before its block), the setups taking
+    turns in `rounds` blocks of reps / rounds calls: the shared machine's load drifts over
+    seconds, and measured one after the other, a ratio of two setups would carry that drift."""
+    ts: dict = {k: [] for k in setups}
+    for setup in setups.values():
+        setup()
+        for _ in range(5):
+            fn()
+    block = max(1, reps // rounds)
+    for _ in range(rounds):
+        for k, setup in setups.items():
+            setup()
+            fn()
+            ts[k] += [_timed(fn) for _ in range(block)]
+    return {k: {"median_s": float(np.median(v)), "min_s": float(min(v))} for k, v in ts.items()}
+
+
 def measure(mod, dtype: str, K: int, reps: int, rate: float) -> dict:
     import numba
     from metacc.interp import bind_dims
@@ -78,9 +97,10 @@ def measure(mod, dtype: str, K: int, reps: int, rate: float) -> dict:
     step = lambda: f.value_and_grad(theta, tasks)  # noqa: E731
     row = {"dtype": dtype, "K": K, "mflop": flops / 1e6, "gemm_gflops": rate, "gemm_limit_s": limit}
     threads = numba.get_num_threads()
-    for nt in (threads, 1):
-        numba.set_num_threads(nt)
-        row[f"threads_{nt}"] = times(step, reps)
+    # one thread and all of them take turns (interleaved)
+    by_threads = interleaved({nt: (lambda nt=nt: numba.set_num_threads(nt)) for nt in (threads, 1)}, step, reps)
+    for nt, t in by_threads.items():
+        row[f"threads_{nt}"] = t
     numba.set_num_threads(threads)
     row["threads"] = threads
     row["vs_limit"] = row[f"threads_{threads}"]["median_s"] / limit

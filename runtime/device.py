@@ -40,9 +40,13 @@ def _c_strides(shape: tuple, itemsize: int) -> tuple:
     return tuple(reversed(out))
 
 
+_HOST = frozenset({np.ndarray, float, int, bool, np.float32, np.float64, np.int64, np.bool_})
+"""Types that are never device arrays: a call's usual leaves skip the duck-type test."""
+
+
 def device_leaves(values) -> list[int]:
     """Positions of the device arrays among a call's flat arguments."""
-    return [i for i, v in enumerate(values) if is_device_array(v)]
+    return [i for i, v in enumerate(values) if type(v) not in _HOST and is_device_array(v)]
 
 
 # ---- the outer optimizers' updates on device arrays (metacc.runtime.optim) ----

@@ -97,7 +97,7 @@ def _emit(b: Build) -> Build:
     """The module's text from the planned kernel writer."""
     kw, fn = b.writer, b.fn
     name = sanitize(fn.name)
-    task_src, in_names, out_args = kw.task(name)
+    task_src, in_names, out_args = kw.task(name, pool=True)
     task_src, nests = outline(task_src, kw.name_kinds())
     imports = _imports(kw)
     parts = [HEADER.format(what=fn.name), imports, _nest_table(nests), task_src, "\n",
@@ -151,6 +151,8 @@ def _imports(kw: KernelWriter) -> str:
     if conv:
         text += _import_line("metacc.backend.conv_extern", sorted(conv))
     text += f"from metacc.backend.helpers import {', '.join(sorted(used - set(EXTERN) - conv))}\n"
+    if kw.batched is not None:
+        text += "from metacc.runtime.spin import release_workers\n"
     if kw.links:
         text += f"\nlink({', '.join(repr(x) for x in sorted(kw.links))})\n"
     return text + "\n\n"
@@ -223,7 +225,7 @@ def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
                 flat.append(f"{n}.reshape(-1)")
             else:
                 flat.append(f"np.full(1, {n}, {NP_NAME[v.type.dtype]})" if b else n)
-        lead = ["0", "1"] if ranged else []
+        lead = ["0", "1", "threads.FLAGS", "0"] if ranged else []     # pool_job 0: no workers to start
         call = f"{name}({', '.join(lead + flat + outs + scalars + ws + kw.dim_args + kw.size_values)})"
         w.line(call if ranged else f"r = {call}")
         res, ai, si = [], 0, 0
@@ -282,10 +284,11 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
         args += [o for o, a in zip(per_task, fn.outs) if a.type.rank]
         args += [o for o, a in zip(per_task, fn.outs) if not a.type.rank]
         w.line("")
-        with w.block("def work(worker):"):
+        # pool_job: nonzero for the caller's share only, whose kernel starts the others'
+        with w.block("def work(worker, pool_job):"):
             w.line("lo, hi = threads.share(n_tasks, n_workers, worker)")
             ws_args = [f"{x}[worker]" for x in ws]
-            w.line(f"{name}(lo, hi, {', '.join(args + ws_args + kw.dim_args + kw.size_values)})")
+            w.line(f"{name}(lo, hi, threads.FLAGS, pool_job, {', '.join(args + ws_args + kw.dim_args + kw.size_values)})")
         w.line("")
         w.line("threads.run(work, n_workers)")
         res = []

@@ -220,7 +220,8 @@ class KernelWriter(ConvLowering):
         self._per_task, self._kernel_ins, self._in_names = per_task, kernel_ins, in_names
         return self.plan
 
-    def task(self, name: str, batched: list[bool] | None = None) -> tuple[str, list[str], list[str]]:
+    def task(self, name: str, batched: list[bool] | None = None,
+             pool: bool = False) -> tuple[str, list[str], list[str]]:
         """Source of the task kernel; also its input and output argument names.
 
         With `batched` (a flag per input), the kernel runs a range of tasks:
@@ -233,7 +234,12 @@ class KernelWriter(ConvLowering):
 
         batched inputs arrive whole ([tasks, ...] flattened), every output as
         [tasks, ...] rows (scalars too: `outN[task]`), and one call runs many
-        tasks, so a batch costs one Python call per worker, not one per task."""
+        tasks, so a batch costs one Python call per worker, not one per task.
+
+        With `pool` (CPU), a task-range kernel also takes `pool_flags, pool_job`
+        after the range and starts with `release_workers(pool_flags, pool_job)`:
+        the caller's kernel starts the other threads' shares once it has
+        released the GIL (metacc.runtime.spin)."""
         if self.plan is None:          # not planned by the pipeline's plan pass
             self.plan_buffers(batched)
         fn, plan, batched, per_task = self.fn, self.plan, self.batched, self._per_task
@@ -280,6 +286,9 @@ class KernelWriter(ConvLowering):
                 body.line(f"st({dst}, task, {v})")
 
         head = Writer(1)
+        pool = pool and batched is not None
+        if pool:
+            head.line("release_workers(pool_flags, pool_job)")
         self._slot_shape: dict[str, tuple] = {}
         self.ws_dtypes = sorted({s.type.dtype for s in self.slots.items})
         if self.slots.items:
@@ -289,7 +298,8 @@ class KernelWriter(ConvLowering):
         self.dim_args = [self.dims[s] for s in fn.symbols()]
         self.size_args = [self.fixed[v] for v in sorted(self.fixed)]
         self.size_values = [str(v) for v in sorted(self.fixed)]
-        args = (["task_lo", "task_hi"] if batched is not None else []) + kernel_ins + out_args \
+        args = (["task_lo", "task_hi"] if batched is not None else []) \
+            + (["pool_flags", "pool_job"] if pool else []) + kernel_ins + out_args \
             + self.scalar_out_args + [f"ws_{dt}" for dt in self.ws_dtypes] + self.dim_args + self.size_args
         src = Writer()
         src.line('@njit(error_model="numpy", nogil=True, cache=CACHE)')

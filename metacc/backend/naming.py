@@ -21,7 +21,7 @@ from metacc.ir.printer import Names
 RESERVED = frozenset({
     "np", "numba", "njit", "prange", "range", "min", "max", "abs", "len", "float", "int", "bool",
     "tuple", "print", "at", "ValueError", "n_tasks", "n_workers", "worker", "task", "sizes",
-    "task_lo", "task_hi", "lo", "hi",
+    "task_lo", "task_hi", "lo", "hi", "pool_flags", "pool_job", "release_workers",
 } | {f"i{d}" for d in range(16)}
   | {f"{p}_{t}" for p in ("ws", "at") for t in ("f32", "f64", "i64", "bool", "key")}
   | {f"{p}{j}" for p in ("per_task", "over_tasks") for j in range(256)}
