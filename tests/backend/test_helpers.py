@@ -10,10 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metacc.backend.helpers import mm_nn, mm_nt, mm_tn, mm_tt, transpose_n
+from metacc.backend.helpers import mm_nn, mm_nt, mm_tn, mm_tt, transpose_n, vector_registers
 
 SHAPES = [(10, 40, 40), (40, 10, 40), (40, 40, 10), (10, 40, 1), (10, 1, 40), (1, 40, 1), (7, 13, 21),
-          (3, 0, 9), (5, 3, 17), (9, 9, 33), (4, 4, 8), (16, 8, 16), (2, 2, 2), (1, 1, 1), (33, 5, 3)]
+          (3, 0, 9), (5, 3, 17), (9, 9, 33), (4, 4, 8), (16, 8, 16), (2, 2, 2), (1, 1, 1), (33, 5, 3),
+          # the 5-register tiles (WIDE_TILES): 4 + 4 + 2 + 1 rows, wide tiles then narrower columns
+          (11, 7, 93), (6, 3, 85), (3, 40, 40)]
 DTYPES = [np.float32, np.float64]
 PAD = 5          # sentinel elements before and after each output
 
@@ -76,3 +78,10 @@ def test_transpose_of_other_widths(dtype):
     dst = np.zeros(rows * cols, dtype)
     transpose_n(src, 0, dst, 0, rows, cols)
     assert np.array_equal(dst, src.reshape(rows, cols).T.ravel())
+
+
+def test_vector_registers_read_from_the_feature_string():
+    assert vector_registers("+avx,+avx2,+fma,+avx512f,+avx512vl,+avx512bw") == 32
+    assert vector_registers("+avx,+avx2,+fma,-avx512f,-avx512vl") == 16
+    assert vector_registers("+sse2,+neon") == 16
+    assert vector_registers() in (16, 32)           # this machine's, whichever it is
