@@ -11,8 +11,10 @@ with row-major layout (see metacc.backend.lower).
 """
 from __future__ import annotations
 
+import llvmlite.binding as llvm_binding
 import numpy as np
 from llvmlite import ir
+from numba import config as numba_config
 from numba import njit, types
 from numba.extending import intrinsic, models, register_model
 
@@ -70,11 +72,9 @@ def vector_registers(features: str | None = None) -> int:
     is there (ymm16-31), else 16. `features`: LLVM's feature string ("+avx2,-avx512vl,...");
     by default Numba's target (NUMBA_CPU_FEATURES where set, else the host's)."""
     if features is None:
-        from numba import config
-        features = config.CPU_FEATURES
+        features = numba_config.CPU_FEATURES
         if features is None:
-            import llvmlite.binding as llvm
-            features = llvm.get_host_cpu_features().flatten()
+            features = llvm_binding.get_host_cpu_features().flatten()
     return 32 if "+avx512vl" in features.split(",") else 16
 
 
