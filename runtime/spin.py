@@ -10,6 +10,9 @@ native code, with the GIL released, for a bounded number of reads.
 The loads and stores are atomic (acquire / release): without that, LLVM would
 hoist a plain load out of the spin loop, and a reader could see the flag
 before the data the writer wrote ahead of it.
+
+The functions compile (or load from Numba's cache) at their first call, not at
+import: `import metacc` should not pay ~90 ms for a pool a one-thread run never starts.
 """
 from __future__ import annotations
 
@@ -101,17 +104,17 @@ ASLEEP = -1          # in go(i): worker i blocks on the pool's condition; wake i
 WAITING = -2         # in done(i): the caller blocks on the pool's condition; notify it there
 
 
-@numba.njit("int64(int64)", nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def go(i):
     return STRIDE * 2 * i
 
 
-@numba.njit("int64(int64)", nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def done(i):
     return STRIDE * (2 * i + 1)
 
 
-@numba.njit("int64(int64[::1], int64, int64, int64)", nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def wait_change(flags, i, old, spins):
     """flags[i] once it differs from `old`; `old` if it still has not after `spins` reads."""
     for _ in range(spins):
@@ -122,13 +125,13 @@ def wait_change(flags, i, old, spins):
     return old
 
 
-@numba.njit("boolean(int64[::1], int64, int64)", nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def try_sleep(flags, i, seen):
     """A worker's go(i): seen -> ASLEEP, unless a job arrived meanwhile."""
     return compare_exchange(flags, i, seen, ASLEEP)
 
 
-@numba.njit("int64(int64[::1], int64, int64, int64)", nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def finish_and_wait(flags, worker, job, spins):
     """A worker's end of a job: done = job, then wait_change on its go word.
 
@@ -159,7 +162,7 @@ def release_workers(pool_flags, pool_job):
                 store_release(pool_flags, 1, 1)      # the caller wakes it after its own share
 
 
-@numba.njit("boolean(int64[::1], int64, int64)", nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def collect(flags, job, spins):
     """Whether workers 1..n-1 all finished `job` within about `spins` reads."""
     for i in range(1, flags[0]):
@@ -172,7 +175,7 @@ def collect(flags, job, spins):
     return True
 
 
-@numba.njit("boolean(int64[::1], int64, int64)", nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def claim_wait(flags, worker, job):
     """The caller's done(worker): -> WAITING unless the worker already finished `job`.
     True: the caller must block until the worker notifies it."""
