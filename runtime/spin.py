@@ -140,13 +140,7 @@ def finish_and_wait(flags, worker, job, spins):
     the caller had gone to sleep on the condition (the worker must notify it)."""
     if exchange(flags, done(worker), job) == WAITING:
         return WAITING
-    g = go(worker)
-    for _ in range(spins):
-        v = load_acquire(flags, g)
-        if v != job:
-            return v
-        relax()
-    return job
+    return wait_change(flags, go(worker), job, spins)
 
 
 @numba.njit(nogil=True, cache=True)
