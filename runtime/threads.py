@@ -148,6 +148,12 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+def _one_after_another(work, n: int) -> None:
+    """Every share in the caller's thread, none of them starting workers (pool_job 0)."""
+    for w in range(n):
+        work(w, 0)
+
+
 def run(work, n: int) -> None:
     """work(0, job), ..., work(n - 1, 0) concurrently; the caller's thread runs
     work(0, job), whose kernel must call spin.release_workers(FLAGS, job) (the
@@ -157,8 +163,7 @@ def run(work, n: int) -> None:
         work(0, 0)
         return
     if n > numba.config.NUMBA_NUM_THREADS:       # more shares than FLAGS has room for
-        for w in range(n):
-            work(w, 0)
+        _one_after_another(work, n)
         return
     with _pool_lock:
         if _pool is None:
@@ -166,8 +171,7 @@ def run(work, n: int) -> None:
         pool = _pool
     if not pool.busy.acquire(blocking=False):
         # another thread's batch holds the pool (or this is a nested call): run the shares here
-        for w in range(n):
-            work(w, 0)
+        _one_after_another(work, n)
         return
     try:
         pool.run(work, n)
