@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from metacc.backend.describe import format_fusion, format_plan
 from metacc.backend.fusion import plan_fusion
 from metacc.passes.inline import inline_calls
+from metacc.passes.outer import outer_products
 from metacc.backend.literals import NP_NAME
 from metacc.backend.lower import KernelWriter, shape_code
 from metacc.backend.naming import sanitize
@@ -116,6 +117,8 @@ def _emit(b: Build) -> Build:
 BACKEND = (
     ir_pass("inline", inline_calls, "calls inlined, so fusion and buffer planning see across them "
             "(metacc.passes.inline)"),
+    ir_pass("outer_products", outer_products, "matmuls with an inner dimension of 1 as broadcast multiplies "
+            "that fuse with their neighbours, transposes of a row or a column as reshapes (metacc.passes.outer)"),
     Pass("fusion", _fusion, "which equations share one loop nest (metacc.backend.fusion)", rewrites_ir=False,
          show=lambda b: format_fusion(b.fn, b.fusion)),
     Pass("plan", _plan, "where every value lives: workspace slots, outputs, locals (metacc.backend.plan)",

@@ -17,6 +17,7 @@ from llvmlite import ir
 from numba import config as numba_config
 from numba import njit, types
 from numba.extending import intrinsic, models, register_model
+from numba.np.arrayobj import populate_array
 
 OPTS = dict(cache=True, error_model="numpy")
 
@@ -220,6 +221,31 @@ def vtranspose(typingctx, src, so, lds, dst, do, ldd):
                           align=src.dtype.bitwidth // 8)
         return context.get_dummy_value()
     return types.void(src, so, lds, dst, do, ldd), codegen
+
+
+SCRATCH = 4096    # elements of stack_scratch: 16 KiB of float32, 32 KiB of float64
+
+
+@intrinsic
+def stack_scratch(typingctx, like):
+    """A 1-D array of SCRATCH elements of like's dtype on the caller's stack (uninitialised).
+
+    The block is an `alloca` in the function's entry block, so taking it costs a
+    stack-pointer move, against a malloc and a free for np.empty; it lives until
+    the function returns, and nothing may keep it past that."""
+    arrty = types.Array(like.dtype, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        elt = context.get_data_type(like.dtype)
+        with builder.goto_entry_block():
+            block = builder.alloca(ir.ArrayType(elt, SCRATCH))
+        data = builder.bitcast(block, elt.as_pointer())
+        ary = context.make_array(arrty)(context, builder)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(elt))
+        populate_array(ary, data=data, shape=[context.get_constant(types.intp, SCRATCH)],
+                       strides=[itemsize], itemsize=itemsize, meminfo=None)
+        return ary._getvalue()
+    return arrty(like), codegen
 
 
 @njit(**OPTS)
@@ -516,8 +542,10 @@ def mm(a, ao, sai, saq, b, bo, sbq, sbj, out, oo, m, kk, n):
     gemm wants B's rows contiguous and wastes the columns past the last full
     register; when the rows of A fill registers better than the columns of B
     (P1's [40, 40] @ [40, 10]), the product runs transposed, out^T = B^T A^T,
-    and the result is transposed back. Operands are copied into row-major
-    scratch where gemm needs them so."""
+    and the result is transposed back (or not at all: with one row or one
+    column, out^T is out's own memory). Operands are copied into row-major
+    scratch where gemm needs them so: on the stack up to SCRATCH elements
+    (a heap block cost more than the copy in P1's [10, 40] @ [40, 40]^T)."""
     if m == 0 or n == 0:
         return
     L = 32 // out.itemsize
@@ -529,17 +557,20 @@ def mm(a, ao, sai, saq, b, bo, sbq, sbj, out, oo, m, kk, n):
         if sai == 1:
             at, ato, lda = a, ao, saq
         else:
-            at = np.empty(kk * m, a.dtype)
+            at = stack_scratch(a) if kk * m <= SCRATCH else np.empty(kk * m, a.dtype)
             _row_major(a, ao, saq, sai, at, kk, m)      # A^T[q, i]
             ato, lda = 0, m
-        ot = np.empty(n * m, out.dtype)
+        if n == 1:
+            gemm(b, bo, sbj, sbq, at, ato, lda, out, oo, m, n, kk, m)
+            return
+        ot = stack_scratch(out) if n * m <= SCRATCH else np.empty(n * m, out.dtype)
         gemm(b, bo, sbj, sbq, at, ato, lda, ot, 0, m, n, kk, m)
         transpose_n(ot, 0, out, oo, n, m)
         return
     if sbj == 1:
         gemm(a, ao, sai, saq, b, bo, sbq, out, oo, n, m, kk, n)
         return
-    bt = np.empty(kk * n, b.dtype)
+    bt = stack_scratch(b) if kk * n <= SCRATCH else np.empty(kk * n, b.dtype)
     _row_major(b, bo, sbq, sbj, bt, kk, n)
     gemm(a, ao, sai, saq, bt, 0, n, out, oo, n, m, kk, n)
 

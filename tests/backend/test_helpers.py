@@ -15,7 +15,11 @@ from metacc.backend.helpers import mm_nn, mm_nt, mm_tn, mm_tt, transpose_n, vect
 SHAPES = [(10, 40, 40), (40, 10, 40), (40, 40, 10), (10, 40, 1), (10, 1, 40), (1, 40, 1), (7, 13, 21),
           (3, 0, 9), (5, 3, 17), (9, 9, 33), (4, 4, 8), (16, 8, 16), (2, 2, 2), (1, 1, 1), (33, 5, 3),
           # the 5-register tiles (WIDE_TILES): 4 + 4 + 2 + 1 rows, wide tiles then narrower columns
-          (11, 7, 93), (6, 3, 85), (3, 40, 40)]
+          (11, 7, 93), (6, 3, 85), (3, 40, 40),
+          # one output column, transposed (out^T is out's memory): P1's h^T @ g
+          (40, 10, 1), (16, 9, 1),
+          # scratch past the stack block (helpers.SCRATCH): a transposed operand, a transposed result
+          (5, 70, 70), (72, 3, 61)]
 DTYPES = [np.float32, np.float64]
 PAD = 5          # sentinel elements before and after each output
 

@@ -20,7 +20,7 @@ IMAML = str(ROOT / "examples" / "imaml.meta")
 
 SIMPLIFY = ["fold", "passthrough", "licm", "cse", "dce"]
 FORWARD = (["transform"] + SIMPLIFY + ["simplify", "lower_cg"] + [n + "2" for n in SIMPLIFY] + ["simplify2"]
-           + ["expand", "hoist", "inline", "fusion", "plan", "lower"])
+           + ["expand", "hoist", "inline", "outer_products", "fusion", "plan", "lower"])
 
 
 def _prims(fn: Func) -> set[str]:
