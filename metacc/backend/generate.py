@@ -101,6 +101,8 @@ def _emit(b: Build) -> Build:
     task_src, in_names, out_args = kw.task(name, pool=True)
     task_src, nests = outline(task_src, kw.name_kinds())
     imports = _imports(kw)
+    if nests:       # compiled while worker processes build its nests (metacc.runtime.nests)
+        task_src += f"\n\n{name} = compile_then_link({name}, globals())\n"
     parts = [HEADER.format(what=fn.name), imports, _nest_table(nests), task_src, "\n",
              kw.ws_function(name), "\n", _call_fn(kw, name, in_names)]
     entries = [f"ENTRY_CALL = {name}_call"]
@@ -167,7 +169,7 @@ def _nest_table(nests: list[Nest]) -> str:
     if not nests:
         return ""
     w = Writer()
-    w.line("from metacc.runtime.nests import link_nests")
+    w.line("from metacc.runtime.nests import compile_then_link, link_nests")
     w.line()
     w.comment("loop nests, compiled once each and shared by every kernel that has them (metacc.backend.outline);")
     w.comment("parameters: a buffer (a0, with its length), an int (n0: offsets, sizes, literals), a scalar (s0)")

@@ -1,8 +1,11 @@
 """Calling an outlined loop nest (metacc.backend.outline) from a kernel, by address.
 
-A nest is a C-ABI cfunc, compiled once and registered with LLVM under the symbol
-`metacc_<name>` (metacc.runtime.nests); the kernel sees only a declaration, as it
-sees the matmuls' (metacc.backend.extern). Its parameters, by kind:
+A nest is a C-ABI cfunc, compiled once; the kernel calls it through a pointer held in
+a slot, an 8-byte global registered with LLVM under the symbol `metacc_<name>`
+(metacc.runtime.nests). The slot's address is fixed before any kernel that calls
+the nest is compiled, and its content is filled when the nest is linked, so a kernel
+can be compiled while its nests are still being built in worker processes. Its
+parameters, by kind:
 
     "a:f32"   a buffer: passed as the array's data pointer and its length
     "i"       an int64 (an offset, a size, an integer literal of the nest)
@@ -12,9 +15,10 @@ and a leading "r:f64" when the nest returns a scalar (a running total).
 """
 from __future__ import annotations
 
+from llvmlite import ir
 from numba import types
 
-from metacc.backend.extern import call_symbol, many_arg_intrinsic
+from metacc.backend.extern import many_arg_intrinsic
 
 DTYPES = {"f32": types.float32, "f64": types.float64, "i64": types.int64, "bool": types.boolean,
           "key": types.uint64}
@@ -41,6 +45,16 @@ def returns(kinds: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
     if kinds and kinds[0].startswith("r:"):
         return kinds[0][2:], kinds[1:]
     return None, kinds
+
+
+def _slot(module, fnty, sym: str):
+    """The declaration of the external global that holds the nest's address."""
+    try:
+        return module.get_global(sym)
+    except KeyError:
+        slot = ir.GlobalVariable(module, fnty.as_pointer(), sym)
+        slot.linkage = "external"
+        return slot
 
 
 def symbol(name: str) -> str:
@@ -71,7 +85,9 @@ def call_intrinsic(name: str, kinds: tuple[str, ...]):
                     out += [ary.data, ary.nitems]
                 else:
                     out.append(context.cast(builder, v, t, _i64 if k == "i" else DTYPES[k[2:]]))
-            value = call_symbol(context, builder, symbol(name), sig, out)
+            fnty = ir.FunctionType(context.get_value_type(sig.return_type),
+                                   [context.get_value_type(t) for t in sig.args])
+            value = builder.call(builder.load(_slot(builder.module, fnty, symbol(name))), out)
             return value if ret else context.get_dummy_value()
         return result(*args), codegen
     return many_arg_intrinsic(name, len(kinds), typer)

@@ -230,6 +230,32 @@ def test_worker_processes_build_the_same_nests(tmp_path):
     assert np.isfinite(outs[0]).all()
 
 
+def test_the_kernel_compiles_while_workers_build_and_a_dead_worker_costs_only_time(tmp_path):
+    """With workers the module's task kernel is a stand-in until its first call, which
+    compiles the kernel, links the nests the workers built and runs it; a worker that
+    dies before building anything leaves every nest to this process, with the same numbers."""
+    code = P1.format(path=str(ROOT / "examples" / "sinusoid_maml.meta"))
+    probe = code + textwrap.dedent("""
+        import metacc.runtime.nests as N
+        print(json.dumps(sorted(N._linked) == sorted(N._slots)
+                         and all(N._slots[n].value == N._linked[n].address for n in N._linked)))
+        """)
+    dead = ("import subprocess, sys, metacc.runtime.nests as N\n"
+            "N._spawn = lambda: subprocess.Popen([sys.executable, '-c', 'import sys; sys.exit(3)'], "
+            "stdin=subprocess.PIPE)\n") + probe
+    outs = []
+    for name, text in (("live", probe), ("dead", dead)):
+        env = dict(os.environ, METACC_CACHE_DIR=str(tmp_path / name), METACC_COMPILE_WORKERS="2")
+        r = _run(text, env)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert json.loads(lines[-1]) is True, "a nest's slot does not hold its address"
+        outs.append(json.loads(lines[-2]))
+        kernels = [k for k in (tmp_path / name).glob("*/kernels.py") if "NESTS = {" in k.read_text()]
+        assert kernels and all("= compile_then_link(" in k.read_text() for k in kernels)
+    assert outs[0] == outs[1] and np.isfinite(outs[0]).all()
+
+
 def test_an_idle_worker_exits_cleanly_and_a_bad_worker_count_means_none(monkeypatch):
     """A worker started ahead and never needed gets an empty job at exit: it exits at once."""
     r = subprocess.run([sys.executable, "-c", "from metacc.runtime.nests import worker_main; worker_main()"],
