@@ -21,6 +21,8 @@ loop nest.
 """
 from __future__ import annotations
 
+import math
+
 from metacc.backend.conv_lower import ConvLowering
 from metacc.backend.fusion import FusionPlan, Group
 from metacc.backend.literals import lit
@@ -340,17 +342,29 @@ class KernelWriter(ConvLowering):
 
         Each buffer lies right after the previous one of its dtype: one assignment per
         buffer and the fewest operations (a running `at += size` is a variable Numba sees
-        assigned a hundred times; closed forms repeat the products). The assignments sit
-        several to a row, in aligned columns; the same statements one per line would open
-        a kernel with up to a hundred lines of arithmetic."""
+        assigned a hundred times; closed forms repeat the products). Buffers of a fixed
+        size come first, at literal offsets: Numba types and lowers `b = 1240` about five
+        times faster than `b = a + 40` (Conv4's meta-gradient has 341 such buffers). The
+        assignments sit several to a row, in aligned columns; the same statements one per
+        line would open a kernel with up to a hundred lines of arithmetic."""
         by_dtype: dict[str, list[str]] = {}
         last: dict[str, str] = {}
-        for s in self.slots.items:
+        fixed_end: dict[str, int] = {}          # where the fixed-size buffers of a dtype end so far
+        fixed = [s for s in self.slots.items if all(isinstance(d, int) for d in s.type.shape)]
+        is_fixed = {id(s) for s in fixed}
+        for s in fixed + [s for s in self.slots.items if id(s) not in is_fixed]:
             dt = s.type.dtype
-            at = _plus(last[dt], self.size(self._slot_shape[last[dt]])) if dt in last else "0"
-            by_dtype.setdefault(dt, []).append(f"{s.name} = {at}")
-            last[dt] = s.name
             self._slot_shape[s.name] = s.type.shape
+            if id(s) in is_fixed:
+                at = str(fixed_end.get(dt, 0))
+                fixed_end[dt] = fixed_end.get(dt, 0) + math.prod(s.type.shape)
+            elif dt in last:
+                at = _plus(last[dt], self.size(self._slot_shape[last[dt]]))
+            else:
+                at = str(fixed_end.get(dt, 0))
+            by_dtype.setdefault(dt, []).append(f"{s.name} = {at}")
+            if id(s) not in is_fixed:
+                last[dt] = s.name
         head.comment("workspace layout: where each buffer starts in ws_<dtype> (in elements), fixed for")
         head.comment("the whole call; a buffer starts where the one before it (of its dtype) ends")
         room = 116 - 4 * head.depth

@@ -64,10 +64,29 @@ def nest_name(kinds: tuple[str, ...], body: str) -> str:
     return f"nest_{h[:20]}"
 
 
+_walked: dict[int, list[ast.AST]] = {}      # loop -> its nodes, during one outline()
+
+
+def _walk(loop: ast.For) -> list[ast.AST]:
+    """ast.walk(loop), walked once: each loop is looked through by several of the tests
+    below, and Conv4's 288 loops made the walks most of outline's time."""
+    nodes = _walked.get(id(loop))
+    if nodes is None:
+        nodes = _walked[id(loop)] = list(ast.walk(loop))
+    return nodes
+
+
 def outline(src: str, kinds: dict[str, str]) -> tuple[str, list[Nest]]:
     """The task kernel `src` (one unwrapped `def`) with its loop nests replaced by calls,
     and the nests, each once. kinds: what the caller knows of the kernel's names,
     "a:<dtype>" (a 1-D buffer) or "s:<dtype>" (a scalar local); ints are inferred."""
+    try:
+        return _outline(src, kinds)
+    finally:
+        _walked.clear()
+
+
+def _outline(src: str, kinds: dict[str, str]) -> tuple[str, list[Nest]]:
     tree = ast.parse(src)
     fn = tree.body[-1]
     assert isinstance(fn, ast.FunctionDef)
@@ -202,7 +221,7 @@ def _accumulator(loop: ast.For, before, own: set[str]) -> tuple[str, ast.Assign,
     else:
         return None
     if dt == "f32" and any(isinstance(n, ast.Constant) and isinstance(n.value, float)
-                           or _np_attr(n) and n.attr == "float64" for n in ast.walk(loop)):
+                           or _np_attr(n) and n.attr == "float64" for n in _walk(loop)):
         return None
     return name, before, dt
 
@@ -210,7 +229,7 @@ def _accumulator(loop: ast.For, before, own: set[str]) -> tuple[str, ast.Assign,
 def _names(loop: ast.For) -> tuple[set[str], dict[str, int]]:
     """The names a loop assigns (its indices aside) and how often each name occurs in it."""
     stored, inside = set(), {}
-    for n in ast.walk(loop):
+    for n in _walk(loop):
         if isinstance(n, ast.Name):
             inside[n.id] = inside.get(n.id, 0) + 1
             if isinstance(n.ctx, ast.Store) and not _INDEX.match(n.id):
@@ -221,7 +240,7 @@ def _names(loop: ast.For) -> tuple[set[str], dict[str, int]]:
 def _nest(loop: ast.For, lines: list[str], known: dict[str, str], own: set[str], acc=None):
     """(the Nest, the call that replaces the loop), or None when the loop must stay.
     acc: a running total the nest starts and returns (_accumulator)."""
-    names = [n for n in ast.walk(loop) if isinstance(n, ast.Name)]
+    names = [n for n in _walk(loop) if isinstance(n, ast.Name)]
     stored, _inside = _names(loop)
     if acc is not None:
         names += [n for n in ast.walk(acc[1]) if isinstance(n, ast.Name)]
@@ -229,7 +248,7 @@ def _nest(loop: ast.For, lines: list[str], known: dict[str, str], own: set[str],
     # its locals must be its own: a name assigned here and read elsewhere carries a value out
     if not stored <= own:
         return None
-    for node in ast.walk(loop):
+    for node in _walk(loop):
         if isinstance(node, (ast.While, ast.Break, ast.Continue, ast.Return, ast.Lambda, ast.Subscript,
                              ast.Attribute)) and not _np_attr(node):
             return None
@@ -239,7 +258,7 @@ def _nest(loop: ast.For, lines: list[str], known: dict[str, str], own: set[str],
                     or node.keywords:
                 return None
     # the parameters, in order of first appearance in the text
-    literals = [c for c in ast.walk(loop) if _literal(c)]
+    literals = [c for c in _walk(loop) if _literal(c)]
     if acc is not None:
         literals += [c for c in ast.walk(acc[1]) if _literal(c)]
     order = sorted(names + literals, key=lambda n: (n.lineno, n.col_offset))
@@ -319,7 +338,7 @@ def _rewrite(lines: list[str], loop: ast.For, rename: dict, first: int) -> list[
 def _writes(loop: ast.For) -> list[str]:
     """The buffers a nest stores into, by the offset name that starts each st() index."""
     out: list[str] = []
-    for node in ast.walk(loop):
+    for node in _walk(loop):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "st":
             idx = node.args[1]
             while isinstance(idx, ast.BinOp):

@@ -46,7 +46,7 @@ class Lit:
 Atom = Var | Lit
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)     # weakref: the verifier's memo
 class Eqn:
     prim: str
     ins: tuple[Atom, ...]

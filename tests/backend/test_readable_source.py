@@ -62,8 +62,9 @@ def _grad_ir():
 
 
 def test_the_layout_table_gives_each_buffer_its_offset():
-    """Buffers lie end to end per dtype, in the order they were planned: offsets computed
-    here from the planned sizes must be those the table's code assigns."""
+    """Buffers lie end to end per dtype, those of a fixed size first (at literal offsets),
+    then the others, each group in the order planned: offsets computed here from the
+    planned sizes must be those the table's code assigns."""
     from metacc.passes.inline import inline_calls
     from metacc.backend.lower import KernelWriter
     from metacc.backend.writer import Writer
@@ -78,10 +79,14 @@ def test_the_layout_table_gives_each_buffer_its_offset():
     scope = dict(dims)
     exec("\n".join(layout), {}, scope)
     end: dict[str, int] = {}
-    for s in kw.slots.items:
+    fixed = [s for s in kw.slots.items if all(isinstance(d, int) for d in s.type.shape)]
+    assert fixed and len(fixed) < len(kw.slots.items)
+    for s in fixed + [s for s in kw.slots.items if s not in fixed]:
         size = math.prod(d if isinstance(d, int) else dims[d] for d in s.type.shape)
         assert scope[s.name] == end.get(s.type.dtype, 0), s.name
         end[s.type.dtype] = scope[s.name] + size
+        if s in fixed:
+            assert re.search(rf"(^|;\s+){s.name} = {scope[s.name]}(;|$)", "\n".join(layout), re.M), s.name
     sizes = kw.ws_sizes()
     for dt, total in end.items():
         assert eval(sizes[dt], {}, dict(dims)) == total
