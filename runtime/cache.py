@@ -466,7 +466,7 @@ def load_module(text: str, key: str, entry: Entry | None) -> ModuleType:
         raise
     if entry is not None:
         for value in list(vars(mod).values()):
-            value = getattr(value, "kernel", value)     # a kernel waiting for its nests (runtime/nests.py)
+            value = getattr(value, "metacc_kernel", value)   # a kernel waiting for its nests (runtime/nests.py)
             if isinstance(value, Dispatcher) and getattr(value.py_func, "__globals__", None) is mod.__dict__:
                 value._cache = EntryCache(value.py_func, entry)
     return mod

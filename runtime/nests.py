@@ -153,12 +153,12 @@ def compile_then_link(kernel, module_globals: dict):
 
 class _FirstCall:
     def __init__(self, kernel, module_globals: dict, building: "_Building"):
-        self.kernel = kernel                 # metacc.runtime.cache finds the kernel through this
+        self.metacc_kernel = kernel          # metacc.runtime.cache finds the kernel through this
         self._globals, self._building = module_globals, building
         self._lock = threading.Lock()
 
     def __call__(self, *args):
-        kernel = self.kernel
+        kernel = self.metacc_kernel
         with self._lock:                     # pool threads calling at once wait for the first
             if self._building is not None:
                 try:
@@ -205,9 +205,9 @@ def _start_workers(todo: list, root: Path) -> "_Building | None":
         try:
             p.stdin.write(json.dumps(job).encode())
             p.stdin.close()
-            busy.append(p)
         except OSError:                      # the worker died: finish() builds its share here
-            pass
+            continue
+        busy.append(p)
     return _Building(todo, busy, root)
 
 

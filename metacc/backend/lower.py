@@ -348,23 +348,22 @@ class KernelWriter(ConvLowering):
         assignments sit several to a row, in aligned columns; the same statements one per
         line would open a kernel with up to a hundred lines of arithmetic."""
         by_dtype: dict[str, list[str]] = {}
-        last: dict[str, str] = {}
-        fixed_end: dict[str, int] = {}          # where the fixed-size buffers of a dtype end so far
         fixed = [s for s in self.slots.items if all(isinstance(d, int) for d in s.type.shape)]
         is_fixed = {id(s) for s in fixed}
-        for s in fixed + [s for s in self.slots.items if id(s) not in is_fixed]:
+        end: dict[str, int] = {}                # where the fixed-size buffers of a dtype end
+        for s in fixed:
             dt = s.type.dtype
-            self._slot_shape[s.name] = s.type.shape
+            by_dtype.setdefault(dt, []).append(f"{s.name} = {end.get(dt, 0)}")
+            end[dt] = end.get(dt, 0) + math.prod(s.type.shape)
+        last: dict[str, str] = {}
+        for s in self.slots.items:
             if id(s) in is_fixed:
-                at = str(fixed_end.get(dt, 0))
-                fixed_end[dt] = fixed_end.get(dt, 0) + math.prod(s.type.shape)
-            elif dt in last:
-                at = _plus(last[dt], self.size(self._slot_shape[last[dt]]))
-            else:
-                at = str(fixed_end.get(dt, 0))
+                continue
+            dt = s.type.dtype
+            at = _plus(last[dt], self.size(self._slot_shape[last[dt]])) if dt in last else str(end.get(dt, 0))
             by_dtype.setdefault(dt, []).append(f"{s.name} = {at}")
-            if id(s) not in is_fixed:
-                last[dt] = s.name
+            last[dt] = s.name
+            self._slot_shape[s.name] = s.type.shape
         head.comment("workspace layout: where each buffer starts in ws_<dtype> (in elements), fixed for")
         head.comment("the whole call; a buffer starts where the one before it (of its dtype) ends")
         room = 116 - 4 * head.depth
