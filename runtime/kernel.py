@@ -43,6 +43,9 @@ class Kernel:
         self._fresh = False          # built in this process (not loaded from the cache)
         self._entry = None
         self._proven = False         # has run once
+        self._descs = None           # the module's DIAGNOSTICS (solver figures), once it is loaded
+        # looked up once: a module attribute that is missing costs an exception on every call
+        self._on_cpu = getattr(pipeline, "TARGET", "cpu") == "cpu"
 
     @property
     def check_finite(self) -> bool:
@@ -103,6 +106,7 @@ class Kernel:
             self._mod, self._fresh, self._entry = open_module(self.cache_dir, key, parts, self._new_source)
             if not self._fresh:     # building warned already; a cached kernel repeats its notes
                 emit_notes(getattr(self._mod, "WARNINGS", ()))
+            self._descs = getattr(self._mod, "DIAGNOSTICS", None)
         return self._mod
 
     def __call__(self, args: list):
@@ -110,7 +114,7 @@ class Kernel:
             out = first_call(self, lambda: self._run(args))
         else:
             out = self._run(args)
-        descs = getattr(self._mod, "DIAGNOSTICS", None)
+        descs = self._descs
         if descs:
             n = len(descs)
             check(descs, out[len(out) - n:], batched=self.batched is not None)
@@ -120,7 +124,7 @@ class Kernel:
         return out
 
     def _run(self, args: list):
-        if getattr(self.pipeline, "TARGET", "cpu") == "cpu" and device_leaves(args):
+        if self._on_cpu and device_leaves(args):
             raise MetaccError(f"{self.fn_name}: a device array was passed to a CPU module",
                               found=f"device arrays at flat arguments {device_leaves(args)}",
                               hint="compile with metacc.compile(..., target='cuda'), or copy it to the host "

@@ -5,7 +5,7 @@ a batch on several machines (metacc.runtime.dask_runner) it is cut into shards
 of `shard_size` tasks, [0, s), [s, 2s), ..., a cut that depends on the batch
 and the shard size only, never on how many workers there are. Each shard runs
 the kernel's ENTRY_ROWS (the same task kernel, rows left unreduced) and sums
-its rows exactly as the one-machine entry does (`rows.sum(axis=0)`); the
+its rows exactly as the one-machine entry does (runtime.task_rows); the
 client adds the shard sums in shard order and divides by the number of tasks.
 So for a given shard size the result is the same, bit for bit, whichever worker
 ran which shard and however many there were. With one shard it is the
@@ -30,6 +30,7 @@ import numpy as np
 from metacc.convergence import check
 from metacc.errors import MetaccError
 from metacc.program import Arg
+from metacc.runtime.task_rows import sum_rows
 from metacc.runtime.tasks import check_count
 from metacc.runtime.trees import Dims, flatten_arg
 
@@ -231,15 +232,15 @@ def _task_leaves(task_args: list[Arg], shard_in: list, dims: Dims) -> tuple[list
 
 def run_shard(module: ModuleType, job_meta: dict, shared: list, shard_in: list) -> ShardResult:
     """One shard: its task leaves (drawn here for a SeededTasks), ENTRY_ROWS, the rows summed
-    as the one-machine entry sums them (metacc.backend.generate: rows.sum(axis=0))."""
+    as the one-machine entry sums them (runtime.task_rows, in task order)."""
     start = time.perf_counter()
     leaves, n = _task_leaves(job_meta["task_args"], shard_in, job_meta["dims"])
     flat = _interleave(job_meta["mask"], shared, leaves)
     outs = module.ENTRY_ROWS(*flat)
     n_diag = len(getattr(module, "DIAGNOSTICS", ()) or ())
     n_user = len(outs) - n_diag
-    # a scalar's rows are 1-d: summed as they are, as the entry sums them (pairwise), not as a column
-    sums = [r.sum(axis=0) if r.ndim == 1 else r.reshape(n, -1).sum(axis=0) for r in outs[:n_user]]
+    # a scalar's sum comes back as a scalar, an array's flat (combine() gives it its shape)
+    sums = [sum_rows(r)[0] if r.ndim == 1 else sum_rows(r) for r in outs[:n_user]]
     return ShardResult(sums, [r.shape[1:] for r in outs[:n_user]], list(outs[n_user:]), n,
                        time.perf_counter() - start)
 

@@ -23,6 +23,7 @@ import time
 
 import numba
 import numpy as np
+from numba.np.ufunc import parallel as _parallel
 
 from metacc.runtime import spin
 
@@ -32,7 +33,12 @@ FLAGS = np.zeros(2 * spin.STRIDE * (numba.config.NUMBA_NUM_THREADS + 1), np.int6
 
 def n_workers(n_tasks: int) -> int:
     """Workers for a batch: Numba's thread count (NUMBA_NUM_THREADS, numba.set_num_threads)."""
-    return max(1, min(numba.get_num_threads(), n_tasks))
+    # the threading layer's own per-thread count: numba.get_num_threads() around it takes
+    # two process-wide locks first, a few microseconds of a small batch's call
+    got = _parallel._get_num_threads() if _parallel._is_initialized else 0
+    if got <= 0:
+        got = numba.get_num_threads()      # starts the threading layer, or explains
+    return max(1, min(got, n_tasks))
 
 
 def share(n_tasks: int, n_workers: int, worker: int) -> tuple[int, int]:
@@ -200,3 +206,18 @@ def workspace(shape, dtype) -> np.ndarray:
             cache.pop(next(iter(cache)))
         arr = cache[key] = np.empty(shape, dtype)
     return arr
+
+
+def workspaces(n_workers: int, sizes: tuple, dtypes: tuple) -> tuple:
+    """A batch's workspaces, one [n_workers, size] array per dtype (workspace()'s, looked up
+    once for the set: this runs on every call)."""
+    sets = getattr(_local, "sets", None)
+    if sets is None:
+        sets = _local.sets = {}
+    key = (n_workers, sizes, dtypes)
+    got = sets.get(key)
+    if got is None:
+        if len(sets) >= 16:
+            sets.pop(next(iter(sets)))
+        got = sets[key] = tuple(workspace((n_workers, n), dt) for n, dt in zip(sizes, dtypes))
+    return got

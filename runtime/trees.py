@@ -225,19 +225,26 @@ _PLANS: dict[int, tuple] = {}
 
 
 def _plan(arg: Arg):
-    """Per argument, once: each leaf's path, NumPy dtype, rank and dims; each tree level's size."""
+    """Per argument, once: each leaf's path, NumPy dtype, rank, its shape when no symbolic
+    dim is in it (one tuple comparison then checks it) else its (axis, dim) pairs, and the
+    name a dim it binds is reported under; each tree level's size."""
     hit = _PLANS.get(id(arg))
     if hit is not None and hit[0] is arg:
         return hit[1]
-    leaves = [(tuple(f.path.split(".")) if f.path else (), np.dtype(NUMPY_DTYPE[f.type.dtype]), f.type.rank,
-               tuple(enumerate(f.type.shape)), f) for f in arg.leaves]
+    leaves = []
+    for f in arg.leaves:
+        shape = f.type.shape
+        fixed = tuple(shape) if all(d.__class__ is int for d in shape) else None
+        syms = tuple((axis, d) for axis, d in enumerate(shape))
+        leaves.append((tuple(f.path.split(".")) if f.path else (), np.dtype(NUMPY_DTYPE[f.type.dtype]),
+                       f.type.rank, fixed, syms, f"{arg.name}.{f.path}" if f.path else arg.name))
     levels = tuple((tuple(k.split(".")) if k else (), len(v)) for k, v in _levels(arg).items()) \
         if arg.kind in ("params", "task") else ()
     _PLANS[id(arg)] = (arg, (leaves, levels))
     return leaves, levels
 
 
-def _fast(arg: Arg, value, dims: Dims, batch: list | None, where: str) -> list | None:
+def _fast(arg: Arg, value, dims: Dims, batch: list | None) -> list | None:
     """The leaves when everything is as expected (dicts of contiguous arrays of the
     right dtype and shape), checked without building a message; None sends the
     call through the full check, which explains what is wrong."""
@@ -251,8 +258,9 @@ def _fast(arg: Arg, value, dims: Dims, batch: list | None, where: str) -> list |
             node = node[part]
         if type(node) is not dict or len(node) != size:
             return None
+    sizes, where = dims.size, dims.where
     out = []
-    for path, want, rank, shape, f in leaves:
+    for path, want, rank, fixed, syms, label in leaves:
         v = value
         for part in path:
             v = v.get(part) if type(v) is dict else None
@@ -266,23 +274,32 @@ def _fast(arg: Arg, value, dims: Dims, batch: list | None, where: str) -> list |
                 out.append(v)
                 continue
             return None
-        if v.dtype != want or v.ndim != rank + lead or not v.flags.c_contiguous:
-            return None
         vs = v.shape
+        if v.dtype != want or len(vs) != rank + lead or not v.flags.c_contiguous:
+            return None
         if lead:
             if batch[0] is None:
-                batch[0], batch[1] = vs[0], f"{where}.{f.path}" if f.path else where
+                batch[0], batch[1] = vs[0], label
             elif vs[0] != batch[0]:
                 return None
-        for axis, d in shape:
-            size = vs[axis + lead]
-            if d.__class__ is int:
-                if size != d:
+        if fixed is not None:
+            if (vs[1:] if lead else vs) != fixed:
+                return None
+        else:
+            for axis, d in syms:
+                size = vs[axis + lead]
+                if d.__class__ is int:
+                    if size != d:
+                        return None
+                    continue
+                bound = sizes.get(d)
+                if bound is None:
+                    if not size:
+                        return None         # 0: the full check says why
+                    sizes[d] = size
+                    where[d] = label
+                elif bound != size:
                     return None
-            elif dims.size.setdefault(d, size) != size or not size:
-                return None         # 0: the full check says why
-            else:
-                dims.where.setdefault(d, f"{where}.{f.path}" if f.path else where)
         out.append(v if rank or lead else v[()])
     return out
 
@@ -292,7 +309,7 @@ def fast_flatten(args_values, dims: Dims, batch: list) -> list | None:
     or None when anything is unusual (then `flatten_arg` checks each one and explains)."""
     out = []
     for arg, value, batched in args_values:
-        leaves = _fast(arg, value, dims, batch if batched else None, arg.name)
+        leaves = _fast(arg, value, dims, batch if batched else None)
         if leaves is None:
             return None
         out += leaves

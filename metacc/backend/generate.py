@@ -30,7 +30,7 @@ from metacc.backend.fusion import plan_fusion
 from metacc.passes.inline import inline_calls
 from metacc.passes.outer import outer_products
 from metacc.backend.literals import NP_NAME
-from metacc.backend.lower import KernelWriter, shape_code
+from metacc.backend.lower import KernelWriter, shape_code, size_code, size_terms
 from metacc.backend.naming import sanitize
 from metacc.backend.outline import Nest, outline
 from metacc.backend.wrap import wrap_source
@@ -158,6 +158,7 @@ def _imports(kw: KernelWriter) -> str:
     text += f"from metacc.backend.helpers import {', '.join(sorted(used - set(EXTERN) - conv))}\n"
     if kw.batched is not None:
         text += "from metacc.runtime.spin import release_workers\n"
+        text += "from metacc.runtime.task_rows import task_reduce\n"
     if kw.links:
         text += f"\nlink({', '.join(repr(x) for x in sorted(kw.links))})\n"
     return text + "\n\n"
@@ -193,12 +194,15 @@ def lower_batched(fn: Func, batched: list[bool], reduce: list[str]) -> str:
 def _alloc_ws(w: Writer, kw: KernelWriter, name: str, lead: str | None) -> list[str]:
     if not kw.ws_dtypes:
         return []
+    ws = [f"ws_{dt}" for dt in kw.ws_dtypes]
+    if lead:
+        dts = ", ".join(NP_NAME[dt] for dt in kw.ws_dtypes) + ("," if len(ws) == 1 else "")
+        w.line(f"{', '.join(ws)}{',' if len(ws) == 1 else ''} = threads.workspaces({lead}, "
+               f"{name}_ws({', '.join(kw.dim_args)}), ({dts}))")
+        return ws
     w.line(f"sizes = {name}_ws({', '.join(kw.dim_args)})")
-    ws = []
     for j, dt in enumerate(kw.ws_dtypes):
-        shape = f"({lead}, sizes[{j}])" if lead else f"(sizes[{j}],)"
-        w.line(f"ws_{dt} = threads.workspace({shape}, {NP_NAME[dt]})")
-        ws.append(f"ws_{dt}")
+        w.line(f"ws_{dt} = threads.workspace((sizes[{j}],), {NP_NAME[dt]})")
     return ws
 
 
@@ -227,7 +231,7 @@ def _call_fn(kw: KernelWriter, name: str, in_names: list[str]) -> str:
         flat = []
         for n, v, b in zip(in_names, fn.ins, kw.batched or [False] * len(fn.ins)):
             if v.type.rank:
-                flat.append(f"{n}.reshape(-1)")
+                flat.append(f"{n}.ravel()")
             else:
                 flat.append(f"np.full(1, {n}, {NP_NAME[v.type.dtype]})" if b else n)
         lead = ["0", "1", "threads.FLAGS", "0"] if ranged else []     # pool_job 0: no workers to start
@@ -260,31 +264,86 @@ def _check_batched(fn: Func, batched: list[bool], reduce: list[str]) -> None:
             raise InternalError(f"lower_batched({fn.name}): cannot {r} a {a.type.dtype} output")
 
 
+def _rows_layout(kw: KernelWriter, outs: list, pooled: list[int]) -> dict[str, list[tuple[int, dict, dict]]]:
+    """Per dtype, the outputs reduced over tasks that share its rows buffer, in order, each
+    with its start (per task) and its size, as size terms (coefficient per monomial of dims)."""
+    groups: dict[str, list[tuple[int, dict, dict]]] = {}
+    at: dict[str, dict] = {}
+    for j in pooled:
+        a = outs[j]
+        dt = a.type.dtype
+        coef, mono = size_terms(a.type.shape)
+        start = dict(at.get(dt, {}))
+        groups.setdefault(dt, []).append((j, start, {mono: coef}))
+        nxt = at.setdefault(dt, {})
+        nxt[mono] = nxt.get(mono, 0) + coef
+    return groups
+
+
+def _times_tasks(terms: dict, dim) -> str:
+    code = size_code(terms, dim)
+    return "0" if code == "0" else (f"{code} * n_tasks" if code.isdigit() and code != "1"
+                                    else "n_tasks" if code == "1" else f"({code}) * n_tasks")
+
+
 def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[bool],
                 reduce: list[str], suffix: str = "_batched") -> str:
     """Plain Python: each worker (a thread; the kernel releases the GIL) runs
     one contiguous range of tasks in one kernel call, in its own workspace,
     each task writing its own row of [tasks, ...] result buffers; rows are
     then combined in task order, so the result does not depend on the number
-    of threads."""
+    of threads.
+
+    The outputs reduced over tasks share one buffer per dtype, output after
+    output, and one native call (runtime.task_rows.task_reduce) sums them all;
+    an output kept per task ('stack') has its own, handed back as it is."""
     fn = kw.fn
     # each output's [tasks, ...] rows, under the kernel's name for it
     ranked, scalar = iter(kw.out_args), iter(kw.scalar_out_args)
     per_task = [next(ranked) if a.type.rank else next(scalar) for a in fn.outs]
+    pooled = [j for j, r in enumerate(reduce) if r != "stack"]
+    groups = _rows_layout(kw, fn.outs, pooled)
     w = Writer()
+    consts: list[str] = []      # module-level, before the entry: the sizes when no dim enters them
     with w.block(f"def {name}{suffix}({', '.join(in_names)}):"):
         first = next(j for j, b in enumerate(batched) if b)
         w.line(f"n_tasks = {in_names[first]}.shape[0]")
         kw.dims_lines(w, in_names, [1 if b else 0 for b in batched])
+        sizes_of: dict[str, str] = {}
+        if groups:
+            w.comment("every task's outputs, one buffer per dtype, output after output (each n_tasks rows),")
+            w.comment("summed in task order after the run")
+        for dt, members in groups.items():
+            total: dict = {}
+            for _, _, size in members:
+                for mono, c in size.items():
+                    total[mono] = total.get(mono, 0) + c
+            w.line(f"rows_{dt} = np.empty({_times_tasks(total, kw.dim)}, {NP_NAME[dt]})")
+            for i, (j, start, size) in enumerate(members):
+                end = {m: start.get(m, 0) + size.get(m, 0) for m in set(start) | set(size)}
+                hi = "" if i == len(members) - 1 else _times_tasks(end, kw.dim)
+                lo = _times_tasks(start, kw.dim)
+                w.line(f"{per_task[j]} = rows_{dt}[{'' if lo == '0' else lo}:{hi}]")
+            sizes = [size_code(size, kw.dim) for _, _, size in members]
+            means = [str(reduce[j] == "mean") for j, _, _ in members]
+            tup = lambda xs: "(" + ", ".join(xs) + ("," if len(xs) == 1 else "") + ")"  # noqa: E731
+            sizes_code = f"np.array({tup(sizes)}, np.int64)"
+            if all(x.isdigit() for x in sizes):
+                sizes_of[dt] = f"{name}{suffix}_sizes_{dt}"
+                consts.append(f"{sizes_of[dt]} = {sizes_code}")
+            else:
+                sizes_of[dt] = sizes_code
+            consts.append(f"{name}{suffix}_means_{dt} = np.array({tup(means)})")
         for j, a in enumerate(fn.outs):
-            shape = "n_tasks" if a.type.rank == 0 else f"n_tasks * {kw.size(a.type.shape)}"
-            w.line(f"{per_task[j]} = np.empty({shape}, {NP_NAME[a.type.dtype]})")
+            if reduce[j] == "stack":
+                shape = "n_tasks" if a.type.rank == 0 else f"n_tasks * {kw.size(a.type.shape)}"
+                w.line(f"{per_task[j]} = np.empty({shape}, {NP_NAME[a.type.dtype]})")
         w.line("n_workers = threads.n_workers(n_tasks)")
         ws = _alloc_ws(w, kw, name, "n_workers")
         args = []
         for n, v, b in zip(in_names, fn.ins, batched):
             if v.type.rank or b:
-                w.line(f"{n} = {n}.reshape(-1)")
+                w.line(f"{n} = {n}.ravel()")       # a view: the arguments are C-contiguous
             args.append(n)
         args += [o for o, a in zip(per_task, fn.outs) if a.type.rank]
         args += [o for o, a in zip(per_task, fn.outs) if not a.type.rank]
@@ -296,21 +355,22 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
             w.line(f"{name}(lo, hi, threads.FLAGS, pool_job, {', '.join(args + ws_args + kw.dim_args + kw.size_values)})")
         w.line("")
         w.line("threads.run(work, n_workers)")
+        for dt in groups:
+            w.line(f"sums_{dt} = task_reduce(rows_{dt}, n_tasks, {sizes_of[dt]}, {name}{suffix}_means_{dt})")
+        where = {j: (dt, start, size) for dt, members in groups.items() for j, start, size in members}
         res = []
         for j, (a, r) in enumerate(zip(fn.outs, reduce)):
-            shape = shape_code(((-1,) if r == "stack" else ()) + a.type.shape,
-                               lambda d: "n_tasks" if d == -1 else kw.dim(d))
-            rows = per_task[j] if a.type.rank == 0 else f"{per_task[j]}.reshape(n_tasks, -1)"
             if r == "stack":
+                shape = shape_code((-1,) + a.type.shape, lambda d: "n_tasks" if d == -1 else kw.dim(d))
                 res.append(f"{per_task[j]}.reshape({shape})")
                 continue
-            # summed row after row, in task order (ndarray.sum's own reduction, without
-            # its Python-level wrapper: a few microseconds an output, in a ~300 us step)
-            total = per_task[j]
-            w.line(f"{total} = np.add.reduce({rows}, 0)")
-            if r == "mean":
-                w.line(f"{total} /= {NP_NAME[a.type.dtype]}(n_tasks)" if a.type.rank
-                       else f"{total} = {total} / {NP_NAME[a.type.dtype]}(n_tasks)")
-            res.append(f"{total}.reshape({shape})" if a.type.rank else total)
+            dt, start, size = where[j]
+            lo = size_code(start, kw.dim)
+            if a.type.rank == 0:
+                res.append(f"sums_{dt}[{lo}]")
+                continue
+            end = {m: start.get(m, 0) + size.get(m, 0) for m in set(start) | set(size)}
+            piece = f"sums_{dt}[{'' if lo == '0' else lo}:{size_code(end, kw.dim)}]"
+            res.append(f"{piece}.reshape({shape_code(a.type.shape, kw.dim)})")
         w.returns(res)
-    return w.text()
+    return "".join(c + "\n" for c in consts) + ("\n" if consts else "") + w.text()
