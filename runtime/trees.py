@@ -235,9 +235,9 @@ def _plan(arg: Arg):
     for f in arg.leaves:
         shape = f.type.shape
         fixed = tuple(shape) if all(d.__class__ is int for d in shape) else None
-        syms = tuple((axis, d) for axis, d in enumerate(shape))
+        axes = tuple(enumerate(shape))
         leaves.append((tuple(f.path.split(".")) if f.path else (), np.dtype(NUMPY_DTYPE[f.type.dtype]),
-                       f.type.rank, fixed, syms, f"{arg.name}.{f.path}" if f.path else arg.name))
+                       f.type.rank, fixed, axes, f"{arg.name}.{f.path}" if f.path else arg.name))
     levels = tuple((tuple(k.split(".")) if k else (), len(v)) for k, v in _levels(arg).items()) \
         if arg.kind in ("params", "task") else ()
     _PLANS[id(arg)] = (arg, (leaves, levels))
@@ -260,7 +260,7 @@ def _fast(arg: Arg, value, dims: Dims, batch: list | None) -> list | None:
             return None
     sizes, where = dims.size, dims.where
     out = []
-    for path, want, rank, fixed, syms, label in leaves:
+    for path, want, rank, fixed, axes, label in leaves:
         v = value
         for part in path:
             v = v.get(part) if type(v) is dict else None
@@ -286,7 +286,7 @@ def _fast(arg: Arg, value, dims: Dims, batch: list | None) -> list | None:
             if (vs[1:] if lead else vs) != fixed:
                 return None
         else:
-            for axis, d in syms:
+            for axis, d in axes:
                 size = vs[axis + lead]
                 if d.__class__ is int:
                     if size != d:

@@ -264,26 +264,34 @@ def _check_batched(fn: Func, batched: list[bool], reduce: list[str]) -> None:
             raise InternalError(f"lower_batched({fn.name}): cannot {r} a {a.type.dtype} output")
 
 
-def _rows_layout(kw: KernelWriter, outs: list, pooled: list[int]) -> dict[str, list[tuple[int, dict, dict]]]:
+def _rows_layout(outs: list, pooled: list[int]) -> dict[str, list[tuple[int, dict, dict]]]:
     """Per dtype, the outputs reduced over tasks that share its rows buffer, in order, each
-    with its start (per task) and its size, as size terms (coefficient per monomial of dims)."""
+    with where it starts and ends (per task), as size terms (coefficient per monomial of dims)."""
     groups: dict[str, list[tuple[int, dict, dict]]] = {}
-    at: dict[str, dict] = {}
     for j in pooled:
-        a = outs[j]
-        dt = a.type.dtype
-        coef, mono = size_terms(a.type.shape)
-        start = dict(at.get(dt, {}))
-        groups.setdefault(dt, []).append((j, start, {mono: coef}))
-        nxt = at.setdefault(dt, {})
-        nxt[mono] = nxt.get(mono, 0) + coef
+        dt = outs[j].type.dtype
+        coef, mono = size_terms(outs[j].type.shape)
+        start = groups[dt][-1][2] if dt in groups else {}
+        end = dict(start)
+        end[mono] = end.get(mono, 0) + coef
+        groups.setdefault(dt, []).append((j, start, end))
     return groups
 
 
 def _times_tasks(terms: dict, dim) -> str:
+    """A per-task size (terms) times n_tasks, as code."""
     code = size_code(terms, dim)
-    return "0" if code == "0" else (f"{code} * n_tasks" if code.isdigit() and code != "1"
-                                    else "n_tasks" if code == "1" else f"({code}) * n_tasks")
+    if code in ("0", "1"):
+        return "0" if code == "0" else "n_tasks"
+    return f"{code} * n_tasks" if code.isdigit() else f"({code}) * n_tasks"
+
+
+def _size_between(start: dict, end: dict, dim) -> str:
+    return size_code({m: end[m] - start.get(m, 0) for m in end}, dim)
+
+
+def _tuple_code(xs: list[str]) -> str:
+    return "(" + ", ".join(xs) + ("," if len(xs) == 1 else "") + ")"
 
 
 def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[bool],
@@ -301,8 +309,7 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
     # each output's [tasks, ...] rows, under the kernel's name for it
     ranked, scalar = iter(kw.out_args), iter(kw.scalar_out_args)
     per_task = [next(ranked) if a.type.rank else next(scalar) for a in fn.outs]
-    pooled = [j for j, r in enumerate(reduce) if r != "stack"]
-    groups = _rows_layout(kw, fn.outs, pooled)
+    groups = _rows_layout(fn.outs, [j for j, r in enumerate(reduce) if r != "stack"])
     w = Writer()
     consts: list[str] = []      # module-level, before the entry: the sizes when no dim enters them
     with w.block(f"def {name}{suffix}({', '.join(in_names)}):"):
@@ -314,26 +321,20 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
             w.comment("every task's outputs, one buffer per dtype, output after output (each n_tasks rows),")
             w.comment("summed in task order after the run")
         for dt, members in groups.items():
-            total: dict = {}
-            for _, _, size in members:
-                for mono, c in size.items():
-                    total[mono] = total.get(mono, 0) + c
-            w.line(f"rows_{dt} = np.empty({_times_tasks(total, kw.dim)}, {NP_NAME[dt]})")
-            for i, (j, start, size) in enumerate(members):
-                end = {m: start.get(m, 0) + size.get(m, 0) for m in set(start) | set(size)}
-                hi = "" if i == len(members) - 1 else _times_tasks(end, kw.dim)
+            w.line(f"rows_{dt} = np.empty({_times_tasks(members[-1][2], kw.dim)}, {NP_NAME[dt]})")
+            for i, (j, start, end) in enumerate(members):
                 lo = _times_tasks(start, kw.dim)
+                hi = "" if i == len(members) - 1 else _times_tasks(end, kw.dim)
                 w.line(f"{per_task[j]} = rows_{dt}[{'' if lo == '0' else lo}:{hi}]")
-            sizes = [size_code(size, kw.dim) for _, _, size in members]
-            means = [str(reduce[j] == "mean") for j, _, _ in members]
-            tup = lambda xs: "(" + ", ".join(xs) + ("," if len(xs) == 1 else "") + ")"  # noqa: E731
-            sizes_code = f"np.array({tup(sizes)}, np.int64)"
+            sizes = [_size_between(start, end, kw.dim) for _, start, end in members]
+            sizes_code = f"np.array({_tuple_code(sizes)}, np.int64)"
             if all(x.isdigit() for x in sizes):
                 sizes_of[dt] = f"{name}{suffix}_sizes_{dt}"
                 consts.append(f"{sizes_of[dt]} = {sizes_code}")
             else:
                 sizes_of[dt] = sizes_code
-            consts.append(f"{name}{suffix}_means_{dt} = np.array({tup(means)})")
+            means = [str(reduce[j] == "mean") for j, _, _ in members]
+            consts.append(f"{name}{suffix}_means_{dt} = np.array({_tuple_code(means)})")
         for j, a in enumerate(fn.outs):
             if reduce[j] == "stack":
                 shape = "n_tasks" if a.type.rank == 0 else f"n_tasks * {kw.size(a.type.shape)}"
@@ -357,19 +358,18 @@ def _batched_fn(kw: KernelWriter, name: str, in_names: list[str], batched: list[
         w.line("threads.run(work, n_workers)")
         for dt in groups:
             w.line(f"sums_{dt} = task_reduce(rows_{dt}, n_tasks, {sizes_of[dt]}, {name}{suffix}_means_{dt})")
-        where = {j: (dt, start, size) for dt, members in groups.items() for j, start, size in members}
+        where = {j: (dt, start, end) for dt, members in groups.items() for j, start, end in members}
         res = []
         for j, (a, r) in enumerate(zip(fn.outs, reduce)):
             if r == "stack":
                 shape = shape_code((-1,) + a.type.shape, lambda d: "n_tasks" if d == -1 else kw.dim(d))
                 res.append(f"{per_task[j]}.reshape({shape})")
                 continue
-            dt, start, size = where[j]
+            dt, start, end = where[j]
             lo = size_code(start, kw.dim)
             if a.type.rank == 0:
                 res.append(f"sums_{dt}[{lo}]")
                 continue
-            end = {m: start.get(m, 0) + size.get(m, 0) for m in set(start) | set(size)}
             piece = f"sums_{dt}[{'' if lo == '0' else lo}:{size_code(end, kw.dim)}]"
             res.append(f"{piece}.reshape({shape_code(a.type.shape, kw.dim)})")
         w.returns(res)
